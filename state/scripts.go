@@ -1,0 +1,33 @@
+package state
+
+import "github.com/redis/go-redis/v9"
+
+// scripts holds the Lua scripts of one Store. Each multi-key invariant is one script;
+// its KEYS/ARGV contract is documented next to its source.
+type scripts struct {
+	byName map[string]*redis.Script
+	srcs   map[string]string // name → source
+}
+
+func newScripts() *scripts {
+	return &scripts{byName: map[string]*redis.Script{}, srcs: map[string]string{}}
+}
+
+// add registers a script under name (the metrics label) and returns it.
+func (sc *scripts) add(name, src string) *redis.Script {
+	s := redis.NewScript(src)
+	sc.byName[name] = s
+	sc.srcs[name] = src
+	return s
+}
+
+// names maps each script's SHA1 (sent by EVALSHA) and source (sent by EVAL) to its
+// name, for the metrics hook.
+func (sc *scripts) names() map[string]string {
+	m := make(map[string]string, 2*len(sc.byName))
+	for name, s := range sc.byName {
+		m[s.Hash()] = name
+		m[sc.srcs[name]] = name
+	}
+	return m
+}
