@@ -1,0 +1,143 @@
+package routing
+
+import (
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Backend is one vLLM server in the pool. Its identity (ID, URL) never changes; its
+// configuration, discovered models, scraped metrics, health and in-flight counts are
+// guarded by an internal mutex. All methods are safe for concurrent use. A Backend stays
+// valid after it leaves the pool, so outstanding Picks on it can still be Done.
+type Backend struct {
+	id  string
+	url *url.URL
+	m   *backendMetrics
+
+	mu  sync.Mutex
+	cfg BackendConfig
+
+	// Discovery.
+	fetched   []Model // from GET /v1/models, last successful read
+	modelsErr string
+
+	// Scraping.
+	em          EngineMetrics
+	hasMetrics  bool
+	scrapedAt   time.Time // when the latest successful scrape was taken
+	missed      int       // consecutive missed scrapes
+	gen         uint64    // bumped on every fresh scrape
+	sinceScrape int64     // in-flight requests dispatched since the latest scrape
+	prevQ       float64   // prefix counters of the previous scrape
+	prevH       float64
+	hasPrev     bool
+	hitRate     float64
+
+	// Health.
+	healthy   bool
+	fails     int // consecutive passive failures
+	backoff   time.Duration
+	nextProbe time.Time
+	lastErr   string
+
+	// This replica's in-flight requests.
+	inFlight       [len(classes)]int64
+	inFlightTokens int64
+
+	removed bool
+}
+
+func newBackend(id string, cfg BackendConfig, m *backendMetrics) *Backend {
+	u, _ := url.Parse(id) // id comes from normalizeURL, so it parses
+	b := &Backend{id: id, url: u, m: m, cfg: cfg, healthy: true}
+	m.up.Set(1)
+	return b
+}
+
+// ID is the backend's canonical URL string; it identifies the backend in Request.Exclude,
+// LoadShare and metrics labels.
+func (b *Backend) ID() string { return b.id }
+
+// URL is the backend's base URL. It is shared: callers must not modify it.
+func (b *Backend) URL() *url.URL { return b.url }
+
+// PriorityScheduling reports whether the backend accepts a non-zero "priority" field.
+func (b *Backend) PriorityScheduling() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg.PriorityScheduling != nil && *b.cfg.PriorityScheduling
+}
+
+// Capacity is the configured concurrent-request capacity.
+func (b *Backend) Capacity() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg.Capacity
+}
+
+// Healthy reports whether the backend is in the pool's healthy set.
+func (b *Backend) Healthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.healthy
+}
+
+// servedLocked returns the model ids the backend serves: fetched ones, then static ones.
+func (b *Backend) servedLocked() []string {
+	ids := make([]string, 0, len(b.fetched)+len(b.cfg.Models))
+	for _, m := range b.fetched {
+		ids = append(ids, m.ID)
+	}
+	for _, s := range b.cfg.Models {
+		if !slices.Contains(ids, s) {
+			ids = append(ids, s)
+		}
+	}
+	return ids
+}
+
+// staleLocked reports whether load must come from in-flight counts alone.
+func (b *Backend) staleLocked(staleAfter int) bool {
+	return !b.hasMetrics || b.missed >= staleAfter
+}
+
+// loadScore is the least_load score. Fresh metrics: (running + waiting/2 + dispatched
+// since the scrape)/capacity, but never below inFlight/capacity because the scrape lags
+// reality (vLLM #49538) and other replicas' requests show only in the shared in-flight
+// count. Stale metrics: inFlight/capacity.
+func loadScore(running, waiting float64, sinceScrape, inFlight int64, capacity int, stale bool) float64 {
+	c := float64(max(capacity, 1))
+	if stale {
+		return float64(inFlight) / c
+	}
+	return max(running+waiting*0.5+float64(sinceScrape), float64(inFlight)) / c
+}
+
+// candidate snapshots the backend for one Pick. inFlight is the shared total.
+func (b *Backend) candidateLocked(inFlight int64, staleAfter int) Candidate {
+	stale := b.staleLocked(staleAfter)
+	return Candidate{
+		Backend:            b,
+		Load:               loadScore(b.em.Running, b.em.Waiting, b.sinceScrape, inFlight, b.cfg.Capacity, stale),
+		InFlight:           inFlight,
+		InFlightTokens:     b.inFlightTokens,
+		Capacity:           b.cfg.Capacity,
+		Running:            b.em.Running,
+		Waiting:            b.em.Waiting,
+		KVCacheUsage:       b.em.KVCacheUsage,
+		PrefixCacheHitRate: b.hitRate,
+		BlockSize:          b.em.BlockSize,
+		NumGPUBlocks:       b.em.NumGPUBlocks,
+		MetricsStale:       stale,
+	}
+}
+
+func (b *Backend) localInFlightLocked() int64 {
+	var n int64
+	for _, v := range b.inFlight {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,125 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Pick is one backend handed out for one attempt. The caller must call Done exactly once
+// when the attempt ends (later calls are ignored). Done works even after the backend has
+// left the pool.
+type Pick struct {
+	// Backend is where to send the attempt.
+	Backend *Backend
+	// Model is the routed model: Request.Model, or the single served model when that was empty.
+	Model string
+	// Load is the backend's load score at pick time.
+	Load float64
+
+	r       *Router
+	ctx     context.Context
+	class   Class
+	gen     uint64
+	tokens  int64
+	started time.Time
+	done    atomic.Bool
+}
+
+// Pick chooses a backend for req among the healthy backends serving its model that are not
+// in req.Exclude, using the configured policy. Errors: ErrNoModel (no model and several
+// served), *UnknownModelError (no backend serves the model), ErrNoBackend (none of the
+// backends serving it is healthy and not excluded), or the policy's error.
+func (r *Router) Pick(ctx context.Context, req *Request) (*Pick, error) {
+	p := r.pool.Load()
+	model := req.Model
+	if model == "" {
+		if len(p.base) != 1 {
+			return nil, ErrNoModel
+		}
+		model = p.base[0]
+	}
+	serving, ok := p.byModel[model]
+	if !ok {
+		return nil, &UnknownModelError{Model: model, Available: append([]string(nil), p.ids...)}
+	}
+	cands := make([]Candidate, 0, len(serving))
+	for _, b := range serving {
+		if req.excluded(b.id) {
+			continue
+		}
+		b.mu.Lock()
+		if b.healthy {
+			cands = append(cands, b.candidateLocked(r.sharedInFlight(b), r.cfg.StaleAfter))
+		}
+		b.mu.Unlock()
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("routing model %q: %w", model, ErrNoBackend)
+	}
+	choice, err := r.policy.Choose(ctx, req, cands)
+	if err != nil {
+		return nil, fmt.Errorf("routing model %q with policy %s: %w", model, r.policy.Name(), err)
+	}
+	if choice.Index < 0 || choice.Index >= len(cands) {
+		return nil, fmt.Errorf("routing model %q: policy %s chose index %d of %d", model, r.policy.Name(), choice.Index, len(cands))
+	}
+	c := cands[choice.Index]
+	tokens := choice.UncachedTokens
+	if tokens <= 0 {
+		tokens = req.PromptTokens()
+	}
+	pk := &Pick{Backend: c.Backend, Model: model, Load: c.Load, r: r, ctx: ctx,
+		class: normalizeClass(req.Class), tokens: int64(tokens), started: r.now()}
+	r.acquire(pk)
+	return pk, nil
+}
+
+// acquire counts the pick as in flight on its backend.
+func (r *Router) acquire(pk *Pick) {
+	b, ci := pk.Backend, classIndex(pk.class)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pk.gen = b.gen
+	b.sinceScrape++
+	b.inFlight[ci]++
+	b.inFlightTokens += pk.tokens
+	r.share.Add(b.id, string(pk.class), 1)
+	if !b.removed {
+		b.m.inFlight[ci].Inc()
+	}
+	r.updateLoadGaugeLocked(b)
+}
+
+// Done ends the attempt: it releases the in-flight count and feeds passive health (connect
+// errors, timeouts and 5xx count as failures; 4xx and client cancellation do not).
+func (p *Pick) Done(o Outcome) {
+	if !p.done.CompareAndSwap(false, true) {
+		return
+	}
+	r, b, ci := p.r, p.Backend, classIndex(p.class)
+	b.mu.Lock()
+	if b.gen == p.gen && b.sinceScrape > 0 {
+		b.sinceScrape-- // still uncounted by any scrape
+	}
+	b.inFlight[ci]--
+	b.inFlightTokens -= p.tokens
+	r.share.Add(b.id, string(p.class), -1)
+	if !b.removed {
+		b.m.inFlight[ci].Dec()
+	}
+	r.updateLoadGaugeLocked(b)
+	b.mu.Unlock()
+	r.observe(p.ctx, b, o)
+}
+
+// sharedInFlight is the backend's in-flight count over all replicas and classes: never
+// below this replica's own count, which a lagging shared view may not include yet.
+func (r *Router) sharedInFlight(b *Backend) int64 {
+	var n int64
+	for _, c := range classes {
+		n += r.share.InFlight(b.id, string(c))
+	}
+	return max(n, b.localInFlightLocked())
+}
