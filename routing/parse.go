@@ -26,6 +26,9 @@ const (
 	metricPreemptions    = "vllm:num_preemptions_total"
 )
 
+// maxGPUBlocks bounds the summed num_gpu_blocks so hostile labels cannot overflow it.
+const maxGPUBlocks = 1 << 40
+
 // ErrNotVLLM is returned by ParseMetrics when the page has neither
 // vllm:num_requests_running nor vllm:num_requests_waiting.
 var ErrNotVLLM = errors.New("metrics page has no vllm request gauges")
@@ -94,7 +97,7 @@ func ParseMetrics(r io.Reader) (EngineMetrics, error) {
 			if v, err := strconv.Atoi(label(s, "block_size")); err == nil && v > 0 && m.BlockSize == 0 {
 				m.BlockSize = v
 			}
-			if v, err := strconv.Atoi(label(s, "num_gpu_blocks")); err == nil && v > 0 {
+			if v, err := strconv.Atoi(label(s, "num_gpu_blocks")); err == nil && v > 0 && v <= maxGPUBlocks-m.NumGPUBlocks {
 				m.NumGPUBlocks += v
 			}
 		}
