@@ -42,7 +42,10 @@ func parseUsage(b []byte) usage {
 	}
 	p, okP := intField(b, `"prompt_tokens"`)
 	c, okC := intField(b, `"completion_tokens"`)
-	return usage{prompt: p, completion: c, ok: okP && okC}
+	if !okP || !okC {
+		return usage{}
+	}
+	return usage{prompt: p, completion: c, ok: true}
 }
 
 // intField returns the non-negative integer value of the first occurrence of key.
@@ -74,14 +77,14 @@ func skipSpace(b []byte) []byte {
 }
 
 // hasToken reports whether a chunk carries generated text: a non-empty "content",
-// "reasoning_content" or "text" string. vLLM's first chat chunk (role only, empty content)
+// "reasoning_content", "reasoning" or "text" string. vLLM's first chat chunk (role only, empty content)
 // does not count, so TTFT is the time to the first real token.
 func hasToken(b []byte) bool {
-	return nonEmptyString(b, `"content"`) || nonEmptyString(b, `"text"`)
+	return nonEmptyString(b, `"content"`) || nonEmptyString(b, `"text"`) ||
+		nonEmptyString(b, `"reasoning_content"`) || nonEmptyString(b, `"reasoning"`)
 }
 
-// nonEmptyString reports whether some occurrence of key (which also matches the tail of
-// "reasoning_content") has a non-empty string value.
+// nonEmptyString reports whether some occurrence of key has a non-empty string value.
 func nonEmptyString(b []byte, key string) bool {
 	for {
 		i := bytes.Index(b, []byte(key))
