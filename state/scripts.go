@@ -5,12 +5,22 @@ import "github.com/redis/go-redis/v9"
 // scripts holds the Lua scripts of one Store. Each multi-key invariant is one script;
 // its KEYS/ARGV contract is documented next to its source.
 type scripts struct {
+	inflightSync *redis.Script
+	prefixLookup *redis.Script
+	prefixRecord *redis.Script
+	scrapeClaim  *redis.Script
+
 	byName map[string]*redis.Script
 	srcs   map[string]string // name → source
 }
 
 func newScripts() *scripts {
-	return &scripts{byName: map[string]*redis.Script{}, srcs: map[string]string{}}
+	sc := &scripts{byName: map[string]*redis.Script{}, srcs: map[string]string{}}
+	sc.inflightSync = sc.add("inflight_sync", inflightSyncSrc)
+	sc.prefixLookup = sc.add("prefix_lookup", prefixLookupSrc)
+	sc.prefixRecord = sc.add("prefix_record", prefixRecordSrc)
+	sc.scrapeClaim = sc.add("scrape_claim", scrapeClaimSrc)
+	return sc
 }
 
 // add registers a script under name (the metrics label) and returns it.

@@ -29,6 +29,10 @@ type Store struct {
 	scripts *scripts
 	health  *health
 
+	inflight *InFlight
+	prefix   *PrefixIndex
+	scrapes  *ScrapeLeases
+
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -65,7 +69,14 @@ func Open(ctx context.Context, u URL, cfg Config, log *slog.Logger, reg promethe
 		s.rdb = rdb
 	}
 	s.health = newHealth(s)
+	s.inflight = newInFlight(s)
+	s.prefix = newPrefixIndex(s)
+	s.scrapes = newScrapeLeases(s)
+	s.health.onResync(s.inflight.resync)
+	s.health.onResync(s.prefix.resyncSoon)
 	s.start(s.health.run)
+	s.start(s.inflight.run)
+	s.start(s.prefix.run)
 	return s, nil
 }
 
