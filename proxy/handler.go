@@ -1,0 +1,222 @@
+// Package proxy is vllm-proxy's OpenAI-compatible http.Handler: it reads each request's
+// body once (bounded), routes it by model through routing.Router, forwards it with one
+// shared httputil.ReverseProxy, retries on another backend while nothing has reached the
+// client, streams SSE event by event, and maps every failure to an OpenAI-shaped error.
+package proxy
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vllm-proxy/vllm-proxy/routing"
+)
+
+// levelVerbose is logging.LevelVerbose: one record per request and per retry.
+const levelVerbose = slog.Level(-8)
+
+const headerRequestID = "X-Request-Id"
+
+// postEndpoints are vLLM's POST endpoints; every one routes by the body's model field
+// (a form field for the audio endpoints).
+var postEndpoints = map[string]bool{
+	"/v1/chat/completions":     true,
+	"/v1/completions":          true,
+	"/v1/embeddings":           true,
+	"/v1/responses":            true,
+	"/tokenize":                true,
+	"/detokenize":              true,
+	"/pooling":                 true,
+	"/classify":                true,
+	"/score":                   true,
+	"/v1/score":                true,
+	"/rerank":                  true,
+	"/v1/rerank":               true,
+	"/v2/rerank":               true,
+	"/v1/audio/transcriptions": true,
+	"/v1/audio/translations":   true,
+}
+
+// Handler is the proxy. It serves every vLLM POST endpoint plus GET /v1/models, /version,
+// /health and /load-stats, and answers anything else with an OpenAI-shaped 404. It is
+// safe for concurrent use; the Router it was built with must outlive it.
+type Handler struct {
+	cfg       Config
+	router    *routing.Router
+	log       *slog.Logger
+	metrics   *Metrics
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	buffers   bufferPool
+}
+
+// New builds a Handler over router. log may be nil (discard); reg may be nil (metrics
+// not registered).
+func New(cfg Config, router *routing.Router, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if router == nil {
+		return nil, fmt.Errorf("%w: a router is required", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, router: router, log: log, metrics: NewMetrics(reg), transport: newTransport(cfg)}
+	h.rp = h.newReverseProxy()
+	return h, nil
+}
+
+// ForgetBackend deletes the proxy's metric series for a backend that left the pool. cmd
+// calls it after routing.Router.Update removed the backend.
+func (h *Handler) ForgetBackend(id string) { h.metrics.ForgetBackend(id) }
+
+// CloseIdleConnections closes the shared transport's idle keep-alive connections (at
+// shutdown, after the server drained).
+func (h *Handler) CloseIdleConnections() { h.transport.CloseIdleConnections() }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := requestID(r.Header.Get(headerRequestID))
+	w.Header().Set(headerRequestID, id)
+	if postEndpoints[r.URL.Path] {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			h.reject(w, r, id, &clientError{kind: ErrMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+			return
+		}
+		h.servePost(w, r, id)
+		return
+	}
+	if get := h.getEndpoint(r.URL.Path); get != nil {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			h.reject(w, r, id, &clientError{kind: ErrMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+			return
+		}
+		get(w)
+		return
+	}
+	h.reject(w, r, id, &clientError{kind: ErrNotFound, msg: "no endpoint " + r.Method + " " + r.URL.Path})
+}
+
+// servePost proxies one inference request.
+func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, id string) {
+	h.metrics.inFlightReq.Inc()
+	defer h.metrics.inFlightReq.Dec()
+	x := &exchange{in: r, id: id, path: r.URL.Path, class: routing.ClassInteractive, start: time.Now()}
+	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
+	if err == nil {
+		x.body = body
+		x.info, err = parseBody(r.Header.Get("Content-Type"), body, h.cfg.MaxPromptBytes)
+	}
+	var res *result
+	if err != nil {
+		res = &result{class: x.class, err: err}
+	} else {
+		res = h.forward(w, x)
+	}
+	if !res.committed {
+		res.status = writeError(w, res.err)
+	}
+	h.finish(x, res)
+	if res.aborted {
+		panic(http.ErrAbortHandler) // the body broke off: the client must not see a complete response
+	}
+}
+
+// reject answers a request the proxy does not route.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, err error) {
+	status := writeError(w, err)
+	h.log.LogAttrs(r.Context(), slog.LevelDebug, "request rejected",
+		slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", status))
+}
+
+// finish records a finished exchange in the metrics and the log.
+func (h *Handler) finish(x *exchange, res *result) {
+	res.duration = time.Since(x.start)
+	h.metrics.observe(res)
+	level := levelVerbose
+	msg := "request served"
+	switch {
+	case res.cut:
+		level, msg = slog.LevelWarn, "backend stream cut"
+	case errors.Is(res.err, ErrClientGone):
+		msg = "client went away"
+	case res.err != nil && res.attempts > 1:
+		level, msg = slog.LevelWarn, "retries exhausted"
+	case res.err != nil:
+		level, msg = slog.LevelDebug, "request failed"
+	}
+	if !h.log.Enabled(x.in.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", x.id), slog.String("path", x.path), slog.String("class", string(x.class)),
+		slog.String("model", x.info.Model), slog.String("backend", res.backend), slog.Int("status", res.status),
+		slog.Int("attempts", res.attempts), slog.Duration("duration", res.duration), slog.Bool("stream", res.stream),
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("err", res.err.Error()))
+	}
+	h.log.LogAttrs(x.in.Context(), level, msg, attrs...)
+}
+
+// readBody reads the whole request body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := &clientError{kind: ErrBodyTooLarge, msg: fmt.Sprintf("the request body exceeds %d bytes", limit)}
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	size := 512
+	if r.ContentLength > 0 {
+		size = int(r.ContentLength) + 1 // +1 so the final read sees EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	body := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge
+		}
+		if err != nil {
+			if r.Context().Err() != nil {
+				return nil, clientGoneError()
+			}
+			return nil, badRequest("", "reading the request body failed", err)
+		}
+	}
+}
+
+// requestID returns the client's X-Request-Id when it is safe to log and forward (1–128
+// printable ASCII bytes), and a fresh random one otherwise.
+func requestID(id string) string {
+	if len(id) > 0 && len(id) <= 128 {
+		ok := true
+		for i := 0; i < len(id); i++ {
+			if id[i] < 0x21 || id[i] > 0x7e {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return id
+		}
+	}
+	return rand.Text()
+}
