@@ -65,16 +65,16 @@ func newBlobRedis(c redis.UniversalClient) *BlobRedis {
 	return &BlobRedis{c: c, chunk: BlobChunkSize}
 }
 
-// Keys: vp:blob:{id} is a hash {gen, size, n}; vp:blob:{id}:<gen>:<i> is chunk i. The
+// Keys: blob:{id} is a hash {gen, size, n}; blob:{id}:<gen>:<i> is chunk i. The
 // {id} hash tag keeps one blob's keys in one cluster slot so the scripts may touch them all.
-func blobMetaKey(id string) string { return "vp:blob:{" + id + "}" }
+func blobMetaKey(id string) string { return "blob:{" + id + "}" }
 func blobChunkKey(id, gen string, i int) string {
-	return "vp:blob:{" + id + "}:" + gen + ":" + strconv.Itoa(i)
+	return "blob:{" + id + "}:" + gen + ":" + strconv.Itoa(i)
 }
 
 // blobCommitScript makes a fully written generation visible.
 //
-//	KEYS[1]     the metadata hash vp:blob:{id}
+//	KEYS[1]     the metadata hash blob:{id}
 //	KEYS[2..]   the chunk keys of the new generation, in order
 //	ARGV[1]     new generation
 //	ARGV[2]     size in bytes

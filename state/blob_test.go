@@ -138,7 +138,7 @@ func TestBlobRedisChunksAndCleanup(t *testing.T) {
 	if _, err := s.Put(ctx, "big", bytes.NewReader(data), -1); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := c.Keys(ctx, "vp:blob:*").Result()
+	keys, err := c.Keys(ctx, "blob:*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,19 +162,19 @@ func TestBlobRedisChunksAndCleanup(t *testing.T) {
 	if _, err := s.Put(ctx, "big", strings.NewReader("x"), -1); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := c.Keys(ctx, "vp:blob:*").Result(); len(keys) != 2 {
+	if keys, _ := c.Keys(ctx, "blob:*").Result(); len(keys) != 2 {
 		t.Fatalf("after replace keys = %v", keys)
 	}
 	if _, err := s.Put(ctx, "huge", bytes.NewReader(data), BlobChunkSize); !errors.Is(err, ErrBlobTooLarge) {
 		t.Fatal(err)
 	}
-	if keys, _ := c.Keys(ctx, "vp:blob:{huge}*").Result(); len(keys) != 0 {
+	if keys, _ := c.Keys(ctx, "blob:{huge}*").Result(); len(keys) != 0 {
 		t.Fatalf("over-limit put left %v", keys)
 	}
 	if err := s.Delete(ctx, "big"); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := c.Keys(ctx, "vp:blob:*").Result(); len(keys) != 0 {
+	if keys, _ := c.Keys(ctx, "blob:*").Result(); len(keys) != 0 {
 		t.Fatalf("after delete keys = %v", keys)
 	}
 }
