@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// fileConfig is the YAML config file's schema (docs/CONFIG.md documents every key). After
+// loadConfig it holds the file's values with defaults filled in; serve then lays the
+// flag and env values on top. Field types are the ones decodeInto knows.
+type fileConfig struct {
+	// Listen is the address the OpenAI API is served on. Default ":8010".
+	Listen string `yaml:"listen"`
+	// Redis is the -R value. Default "local".
+	Redis string `yaml:"redis"`
+	// Backends are the vLLM servers. --backend / VLLM_PXY_BACKENDS replace them.
+	Backends []backendConfig `yaml:"backends"`
+	// Routing tunes picking, health and retries.
+	Routing routingConfig `yaml:"routing"`
+	// Batch tunes the Files and Batches APIs.
+	Batch batchConfig `yaml:"batch"`
+
+	// path is the file these values came from, "" when there is none.
+	path string
+	// pos maps each key present in the file ("routing.max_retries", "backends[1].url")
+	// to where its value starts; keys absent from the file got defaults.
+	pos map[string]position
+}
+
+// backendConfig is one entry of backends.
+type backendConfig struct {
+	// URL is the server's base URL, http(s)://host:port, without /v1. Required.
+	URL string `yaml:"url"`
+	// Capacity is the most concurrent requests the server should get. Default 8.
+	Capacity int `yaml:"capacity"`
+	// Models are model names served, known in advance; discovery adds to them.
+	Models []string `yaml:"models"`
+	// PriorityScheduling: true, false, or auto (the default: detect).
+	PriorityScheduling triState `yaml:"priority_scheduling"`
+}
+
+// routingConfig is the routing section.
+type routingConfig struct {
+	// Policy picks among healthy backends: least_load (default), round_robin, random.
+	Policy string `yaml:"policy"`
+	// HealthCheckInterval between GET /health probes of each backend. Default 5s.
+	HealthCheckInterval time.Duration `yaml:"health_check_interval"`
+	// ScrapeInterval between GET /metrics reads of each backend. Default 500ms.
+	ScrapeInterval time.Duration `yaml:"scrape_interval"`
+	// RequestTimeout bounds a whole request, retries and streaming included. Default 10m.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxRetries is how many other backends a failed request may be tried on. Default 2.
+	MaxRetries int `yaml:"max_retries"`
+	// MaxFails consecutive failures eject a backend until it recovers. Default 3.
+	MaxFails int `yaml:"max_fails"`
+	// ModelsRefreshInterval between GET /v1/models reads of each backend. Default 10s.
+	ModelsRefreshInterval time.Duration `yaml:"models_refresh_interval"`
+	// MaxBodyBytes bounds a request body. Default 32MiB.
+	MaxBodyBytes byteSize `yaml:"max_body_bytes"`
+}
+
+// batchConfig is the batch section.
+type batchConfig struct {
+	// MaxConcurrentRequests is how many batch lines may be in flight per replica. Default 50.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// BackpressureEnabled pauses batch lines while interactive load is high. Default true.
+	BackpressureEnabled bool `yaml:"backpressure_enabled"`
+	// BackpressurePollInterval is how often backpressure rechecks load. Default 2s.
+	BackpressurePollInterval time.Duration `yaml:"backpressure_poll_interval"`
+	// ChatCompletionPriority is the vLLM priority of interactive requests. Default 0.
+	ChatCompletionPriority int `yaml:"chat_completion_priority"`
+	// BatchPriority is the vLLM priority of batch lines (higher runs later). Default 10.
+	BatchPriority int `yaml:"batch_priority"`
+	// FilesDir stores uploaded files in this shared directory instead of in Redis.
+	FilesDir string `yaml:"files_dir"`
+	// Workers says whether this replica runs batch workers. Default true.
+	Workers bool `yaml:"workers"`
+}
+
+// Defaults of the keys above.
+const (
+	defaultListen                   = ":8010"
+	defaultRedis                    = "local"
+	defaultCapacity                 = 8
+	defaultPolicy                   = "least_load"
+	defaultHealthCheckInterval      = 5 * time.Second
+	defaultScrapeInterval           = 500 * time.Millisecond
+	defaultRequestTimeout           = 10 * time.Minute
+	defaultMaxRetries               = 2
+	defaultMaxFails                 = 3
+	defaultModelsRefreshInterval    = 10 * time.Second
+	defaultMaxBodyBytes             = 32 << 20
+	defaultMaxConcurrentRequests    = 50
+	defaultBackpressurePollInterval = 2 * time.Second
+	defaultBatchPriority            = 10
+)
+
+// defaultConfig is the configuration without a file.
+func defaultConfig() *fileConfig {
+	return &fileConfig{
+		Listen: defaultListen,
+		Redis:  defaultRedis,
+		Routing: routingConfig{
+			Policy:                defaultPolicy,
+			HealthCheckInterval:   defaultHealthCheckInterval,
+			ScrapeInterval:        defaultScrapeInterval,
+			RequestTimeout:        defaultRequestTimeout,
+			MaxRetries:            defaultMaxRetries,
+			MaxFails:              defaultMaxFails,
+			ModelsRefreshInterval: defaultModelsRefreshInterval,
+			MaxBodyBytes:          defaultMaxBodyBytes,
+		},
+		Batch: batchConfig{
+			MaxConcurrentRequests:    defaultMaxConcurrentRequests,
+			BackpressureEnabled:      true,
+			BackpressurePollInterval: defaultBackpressurePollInterval,
+			BatchPriority:            defaultBatchPriority,
+			Workers:                  true,
+		},
+		pos: map[string]position{},
+	}
+}
+
+// loadConfig reads, strictly decodes and validates the config file at path, with
+// defaults for absent keys. Every problem is reported in one error (a configErrors),
+// each with file:line:col. The lead's hot reload calls it (through ServeCmd.Reload,
+// which also lays the flag and env values on top).
+func loadConfig(path string) (*fileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	return parseConfig(path, data)
+}
+
+// parseConfig is loadConfig on bytes already read; path only names them in messages.
+func parseConfig(path string, data []byte) (*fileConfig, error) {
+	cfg := defaultConfig()
+	cfg.path = path
+	d := &decoder{path: path, pos: cfg.pos}
+	d.decodeFile(data, cfg)
+	if len(d.errs) == 0 {
+		cfg.fillBackendDefaults()
+		d.errs = append(d.errs, cfg.validate()...)
+	}
+	if len(d.errs) > 0 {
+		return nil, d.errs.sorted()
+	}
+	return cfg, nil
+}
+
+// fillBackendDefaults gives backends without a capacity the default one.
+func (c *fileConfig) fillBackendDefaults() {
+	for i := range c.Backends {
+		if _, ok := c.pos[fmt.Sprintf("backends[%d].capacity", i)]; !ok && c.Backends[i].Capacity == 0 {
+			c.Backends[i].Capacity = defaultCapacity
+		}
+	}
+}

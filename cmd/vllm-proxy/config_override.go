@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// fileSetting is a value from the config file with where it was.
+type fileSetting struct {
+	value string
+	src   source
+}
+
+// overrides are the serve flags and env variables that beat the config file. They are
+// kept so that a reload of the file keeps them.
+type overrides struct {
+	listen      string
+	listenSrc   *source
+	backends    []string
+	backendsSrc *source
+}
+
+// apply lays the overrides on cfg, reporting every bad value by the flag or variable it
+// came from.
+func (o overrides) apply(cfg *fileConfig) configErrors {
+	var errs configErrors
+	if o.listenSrc != nil {
+		if err := checkListen(o.listen); err != nil {
+			errs = append(errs, configError{where: o.listenSrc.name, msg: err.Error()})
+		}
+		cfg.Listen = o.listen
+	}
+	if o.backendsSrc != nil {
+		var bs []backendConfig
+		seen := map[string]bool{}
+		for _, raw := range o.backends {
+			raw = strings.TrimSpace(raw)
+			if raw == "" {
+				continue // "a,,b" or a trailing comma in VLLM_PXY_BACKENDS
+			}
+			norm, err := checkBackendURL(raw)
+			switch {
+			case err != nil:
+				errs = append(errs, configError{where: o.backendsSrc.name, msg: err.Error()})
+			case seen[norm]:
+				errs = append(errs, configError{where: o.backendsSrc.name, msg: fmt.Sprintf("duplicate backend %q", norm)})
+			default:
+				seen[norm] = true
+				bs = append(bs, backendConfig{URL: norm, Capacity: defaultCapacity})
+			}
+		}
+		cfg.Backends = bs
+	}
+	return errs
+}
