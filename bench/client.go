@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -36,24 +35,6 @@ func newTransport(maxIdlePerHost int) *http.Transport {
 		WriteBufferSize:     16 << 10,
 		ReadBufferSize:      16 << 10,
 	}
-}
-
-// bodyPool recycles request body buffers. The transport closes a request body when it is
-// done writing it (possibly after Do returns), and only then does the buffer go back.
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// pooledBody is a request body whose buffer returns to bodyPool on the first Close.
-type pooledBody struct {
-	bytes.Reader
-	buf    *[]byte
-	closed atomic.Bool
-}
-
-func (p *pooledBody) Close() error {
-	if p.closed.CompareAndSwap(false, true) {
-		bodyPool.Put(p.buf)
-	}
-	return nil
 }
 
 // worker holds the per-goroutine buffers reused across requests. Not safe for concurrent use.
@@ -95,20 +76,18 @@ type target struct {
 func (t *target) do(ctx context.Context, w *worker, i int) {
 	r := t.run
 	req := r.workload.Request(i)
-	bp := bodyPool.Get().(*[]byte)
-	*bp = AppendBody((*bp)[:0], req, r.bodyOpts)
-	body := &pooledBody{buf: bp}
-	body.Reset(*bp)
+	// A fresh body per request: the transport may still read it after Do returns, and a
+	// *bytes.Reader lets it write headers and body in one syscall (a custom reader type
+	// makes it flush the headers first).
+	body := AppendBody(make([]byte, 0, r.bodySize(req)), req, r.bodyOpts)
 
 	s := Sample{Target: t.index, Index: i, PromptTokens: req.PromptTokens()}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, body)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
-		_ = body.Close()
 		s.Err = ErrKindTransport
 		t.record(&s, w)
 		return
 	}
-	hreq.ContentLength = int64(len(*bp))
 	hreq.Header = r.header
 	w.gaps, w.first = w.gaps[:0], time.Time{}
 
@@ -145,6 +124,8 @@ func (t *target) do(ctx context.Context, w *worker, i int) {
 			s.Err = classify(ctx, err)
 		}
 	}
+	// Drain what follows [DONE] (the chunked terminator) so the connection is reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	end := time.Now()
 	s.E2E = end.Sub(start)

@@ -202,3 +202,12 @@ func (r *runner) openLoop(ctx, dispatch context.Context, t *target, round, lo, h
 	wg.Wait()
 	return i
 }
+
+// bodySize estimates the JSON body size of req, so that AppendBody rarely grows.
+func (r *runner) bodySize(req Request) int {
+	n := 192 + len(r.cfg.Model)
+	for _, m := range req.Messages {
+		n += len(m.Content) + 32
+	}
+	return n
+}
