@@ -46,6 +46,8 @@ type Backend struct {
 	inFlight       [len(classes)]int64
 	inFlightTokens int64
 
+	prio priorityState // detected scheduling policy, when cfg.PriorityScheduling is nil
+
 	removed bool
 }
 
@@ -63,11 +65,15 @@ func (b *Backend) ID() string { return b.id }
 // URL is the backend's base URL. It is shared: callers must not modify it.
 func (b *Backend) URL() *url.URL { return b.url }
 
-// PriorityScheduling reports whether the backend accepts a non-zero "priority" field.
+// PriorityScheduling reports whether the backend accepts a non-zero "priority" field: as
+// configured, else as detected (see priority.go); false while unknown.
 func (b *Backend) PriorityScheduling() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.cfg.PriorityScheduling != nil && *b.cfg.PriorityScheduling
+	if b.cfg.PriorityScheduling != nil {
+		return *b.cfg.PriorityScheduling
+	}
+	return b.prio == priorityOn
 }
 
 // Capacity is the configured concurrent-request capacity.

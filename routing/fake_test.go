@@ -19,6 +19,7 @@ type fakeVLLM struct {
 	metrics       string // /metrics body
 	healthStatus  int
 	metricsStatus int
+	priority      string // "on", "off", or "" (404 on POST)
 	healthHits    atomic.Int64
 	metricsHits   atomic.Int64
 	modelsHits    atomic.Int64
@@ -46,6 +47,16 @@ func (f *fakeVLLM) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		w.WriteHeader(f.metricsStatus)
 		fmt.Fprint(w, f.metrics)
+	case "/v1/completions":
+		switch f.priority {
+		case "on":
+			fmt.Fprint(w, `{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"b"}]}`)
+		case "off":
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":{"message":"Got request with priority 1, but Priority scheduling is not enabled.","type":"BadRequestError","param":null,"code":400}}`)
+		default:
+			http.NotFound(w, r)
+		}
 	case "/v1/models":
 		f.modelsHits.Add(1)
 		w.Header().Set("Content-Type", "application/json")

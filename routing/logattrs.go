@@ -23,3 +23,5 @@ func durAttr(k string, d time.Duration) slog.Attr { return slog.Duration(k, d) }
 func reasonAttr(why string) slog.Attr { return slog.String("reason", why) }
 
 func intAttr(k string, v int) slog.Attr { return slog.Int(k, v) }
+
+func boolAttr(k string, v bool) slog.Attr { return slog.Bool(k, v) }

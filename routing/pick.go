@@ -85,7 +85,9 @@ func (r *Router) acquire(pk *Pick) {
 	b.sinceScrape++
 	b.inFlight[ci]++
 	b.inFlightTokens += pk.tokens
-	r.share.Add(b.id, string(pk.class), 1)
+	if r.share != nil {
+		r.share.Add(b.id, string(pk.class), 1)
+	}
 	if !b.removed {
 		b.m.inFlight[ci].Inc()
 	}
@@ -105,7 +107,9 @@ func (p *Pick) Done(o Outcome) {
 	}
 	b.inFlight[ci]--
 	b.inFlightTokens -= p.tokens
-	r.share.Add(b.id, string(p.class), -1)
+	if r.share != nil {
+		r.share.Add(b.id, string(p.class), -1)
+	}
 	if !b.removed {
 		b.m.inFlight[ci].Dec()
 	}
@@ -117,9 +121,13 @@ func (p *Pick) Done(o Outcome) {
 // sharedInFlight is the backend's in-flight count over all replicas and classes: never
 // below this replica's own count, which a lagging shared view may not include yet.
 func (r *Router) sharedInFlight(b *Backend) int64 {
+	local := b.localInFlightLocked()
+	if r.share == nil {
+		return local
+	}
 	var n int64
 	for _, c := range classes {
 		n += r.share.InFlight(b.id, string(c))
 	}
-	return max(n, b.localInFlightLocked())
+	return max(n, local)
 }

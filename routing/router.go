@@ -63,9 +63,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.share == nil {
-		o.share = &LocalLoadShare{}
-	}
+	// Without WithLoadShare the router's own per-backend counts are the local in-process
+	// share (r.share stays nil): no second bookkeeping on the request path.
 	if o.scrapes == nil {
 		o.scrapes = LocalScrapeCoordinator{}
 	}
@@ -151,7 +150,9 @@ func (r *Router) Update(backends []BackendConfig) error {
 		b.removed = true
 		b.mu.Unlock()
 		r.metrics.deleteBackend(b.id)
-		r.share.Forget(b.id)
+		if r.share != nil {
+			r.share.Forget(b.id)
+		}
 		if f, ok := r.policy.(BackendForgetter); ok {
 			f.BackendRemoved(b.id)
 		}
@@ -216,9 +217,9 @@ func (r *Router) Models() []Model { return slices.Clone(r.pool.Load().models) }
 // until ctx is cancelled. Start may be called once.
 func (r *Router) Start(ctx context.Context) error {
 	r.life.Lock()
-	if r.started {
+	if r.started || r.stopped {
 		r.life.Unlock()
-		return errors.New("routing: router already started")
+		return errors.New("routing: router already started or stopped")
 	}
 	r.started = true
 	r.runCtx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -274,6 +275,7 @@ func (r *Router) refreshBackends(ctx context.Context, bs []*Backend) {
 			}
 			r.probe(ctx, b)
 			r.scrapeOne(ctx, b)
+			r.detectPriority(ctx, b)
 		})
 	}
 	wg.Wait()
@@ -291,6 +293,7 @@ func (r *Router) discoverAll(ctx context.Context) {
 			if r.refreshModels(ctx, b) {
 				changed.Store(true)
 			}
+			r.detectPriority(ctx, b)
 		})
 	}
 	wg.Wait()

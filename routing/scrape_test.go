@@ -206,7 +206,9 @@ func newCoordState() *coordState {
 	return &coordState{owner: map[string]string{}, payload: map[string][]byte{}}
 }
 
-func (s *coordState) as(self string) *memCoordinator { return &memCoordinator{coordState: s, self: self} }
+func (s *coordState) as(self string) *memCoordinator {
+	return &memCoordinator{coordState: s, self: self}
+}
 
 func (c *memCoordinator) Claim(_ context.Context, backend string, _ time.Duration) (bool, error) {
 	c.mu.Lock()

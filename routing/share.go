@@ -103,7 +103,8 @@ type options struct {
 	rnd     Rand
 }
 
-// WithLoadShare shares in-flight counts across replicas (default: LocalLoadShare).
+// WithLoadShare shares in-flight counts across replicas. By default only this replica's
+// requests are counted (the router's own counters, equivalent to a LocalLoadShare).
 func WithLoadShare(s LoadShare) Option { return func(o *options) { o.share = s } }
 
 // WithScrapeCoordinator shares scrapes across replicas (default: LocalScrapeCoordinator).

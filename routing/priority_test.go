@@ -1,0 +1,30 @@
+package routing
+
+import "testing"
+
+func TestPriorityDetection(t *testing.T) {
+	on := newFakeVLLM(t, "m")
+	on.priority = "on"
+	off := newFakeVLLM(t, "m")
+	off.priority = "off"
+	unknown := newFakeVLLM(t, "m")
+	forced := newFakeVLLM(t, "m")
+	forced.priority = "off"
+	yes := true
+	cfg := fastConfig(on.URL, off.URL, unknown.URL)
+	cfg.Backends = append(cfg.Backends, BackendConfig{URL: forced.URL, PriorityScheduling: &yes})
+	r, _ := startRouter(t, cfg)
+	want := map[string]bool{on.URL: true, off.URL: false, unknown.URL: false, forced.URL: true}
+	for _, b := range r.Backends() {
+		if got := b.PriorityScheduling(); got != want[b.ID()] {
+			t.Errorf("%s: PriorityScheduling() = %v, want %v", b.ID(), got, want[b.ID()])
+		}
+	}
+	b := r.Backends()[2]
+	b.mu.Lock()
+	st := b.prio
+	b.mu.Unlock()
+	if st != priorityUnknown {
+		t.Errorf("an inconclusive probe set the state to %d", st)
+	}
+}

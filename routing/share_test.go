@@ -1,0 +1,66 @@
+package routing
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestLoadShareAcrossReplicas: two routers sharing one LoadShare see each other's in-flight
+// requests in their load scores and pick around them.
+func TestLoadShareAcrossReplicas(t *testing.T) {
+	a := newFakeVLLM(t, "m")
+	b := newFakeVLLM(t, "m")
+	share := &LocalLoadShare{}
+	cfg := fastConfig(a.URL, b.URL)
+	cfg.Backends[0].Capacity, cfg.Backends[1].Capacity = 4, 4
+	r1, _ := newIdleRouter(t, cfg, WithLoadShare(share))
+	r2, _ := newIdleRouter(t, cfg, WithLoadShare(share))
+	for _, r := range []*Router{r1, r2} {
+		for _, bk := range r.Backends() {
+			r.scrapeOne(t.Context(), bk) // both idle per the scrape
+		}
+	}
+	// Replica 1 loads a to 3/4 (batch and interactive mixed).
+	var picks []*Pick
+	for i := range 3 {
+		cl := ClassInteractive
+		if i == 0 {
+			cl = ClassBatch
+		}
+		pk, err := r1.Pick(t.Context(), &Request{Model: "m", Class: cl, Exclude: []string{b.URL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		picks = append(picks, pk)
+	}
+	if got := share.InFlight(a.URL, string(ClassBatch)); got != 1 {
+		t.Fatalf("shared batch in-flight on a = %d, want 1", got)
+	}
+	s := statsOf(t, r2, a.URL)
+	if s.InFlight != 3 || s.Load != 0.75 || s.InFlightByClass[ClassInteractive] != 0 {
+		t.Fatalf("replica 2's view of a = %+v, want in_flight 3 (shared), load 0.75, own by-class 0", s)
+	}
+	for range 20 {
+		pk, err := r2.Pick(t.Context(), &Request{Model: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pk.Backend.ID() != b.URL {
+			t.Fatalf("replica 2 picked %s, loaded by replica 1", pk.Backend.ID())
+		}
+		pk.Done(Outcome{Status: http.StatusOK})
+	}
+	for _, pk := range picks {
+		pk.Done(Outcome{Status: http.StatusOK})
+	}
+	if got := statsOf(t, r2, a.URL).InFlight; got != 0 {
+		t.Fatalf("shared in-flight after Done = %d, want 0", got)
+	}
+	r1.Stop()
+	if err := r1.Update([]BackendConfig{{URL: b.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := share.InFlight(a.URL, string(ClassInteractive)); got != 0 {
+		t.Fatalf("removed backend still counted in the share: %d", got)
+	}
+}
