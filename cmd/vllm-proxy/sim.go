@@ -31,7 +31,7 @@ type SimCmd struct {
 	EmbeddingDim          int           `default:"1024" help:"Length of embedding vectors."`
 	MetricsVersion        string        `default:"v1" enum:"v1,v0" help:"Metric names: v1 (current) or v0 (old)."`
 	DataParallel          int           `default:"1" help:"Number of engines (data-parallel ranks)."`
-	Version               string        `default:"0.11.0" help:"Version reported by GET /version."`
+	ReportVersion         string        `default:"0.11.0" help:"vLLM version reported by GET /version."`
 	Seed                  uint64        `default:"1" help:"Seed of the fault dice."`
 	StartupDelay          time.Duration `default:"0s" help:"Answer /health with 503 for this long after start."`
 	FailRate              float64       `default:"0" help:"Fraction of inference requests answered with 500."`
@@ -63,7 +63,7 @@ func (c *SimCmd) config() sim.Config {
 		EmbeddingDim:         c.EmbeddingDim,
 		MetricsVersion:       c.MetricsVersion,
 		DataParallel:         c.DataParallel,
-		Version:              c.Version,
+		Version:              c.ReportVersion,
 		Seed:                 c.Seed,
 		StartupDelay:         c.StartupDelay,
 		Faults:               sim.Faults{FailRate: c.FailRate, HangRate: c.HangRate, DropStreamAfter: c.DropStreamAfter},
