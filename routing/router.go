@@ -153,6 +153,9 @@ func (r *Router) Update(backends []BackendConfig) error {
 		if r.share != nil {
 			r.share.Forget(b.id)
 		}
+		if f, ok := r.scrapes.(interface{ Forget(backend string) }); ok {
+			f.Forget(b.id) // e.g. state.ScrapeLeases drops its cached lease
+		}
 		if f, ok := r.policy.(BackendForgetter); ok {
 			f.BackendRemoved(b.id)
 		}
