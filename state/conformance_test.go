@@ -38,8 +38,8 @@ type target struct {
 	shared bool
 }
 
-// TestConformance runs one suite against the in-memory twins, a single redis-server and a
-// three-node Redis Cluster, all started by the test.
+// TestConformance runs one suite against the in-memory twins, a single redis-server, a
+// master behind a sentinel and a three-node Redis Cluster, all started by the test.
 func TestConformance(t *testing.T) {
 	targets := []struct {
 		name string
@@ -47,6 +47,7 @@ func TestConformance(t *testing.T) {
 	}{
 		{"Memory", func(*testing.T) target { return target{url: "memory"} }},
 		{"Redis", func(t *testing.T) target { return target{url: statetest.StartRedis(t).URL, shared: true} }},
+		{"Sentinel", func(t *testing.T) target { return target{url: statetest.StartSentinel(t).URL, shared: true} }},
 		{"Cluster", func(t *testing.T) target { return target{url: statetest.StartCluster(t).URL, shared: true} }},
 	}
 	for _, tc := range targets {
