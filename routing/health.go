@@ -10,6 +10,7 @@ import (
 
 // Health is the per-backend health of the pool, as served on the proxy's GET /health.
 type Health struct {
+	// Backends lists every backend in pool order.
 	Backends []BackendHealth `json:"backends"`
 }
 
@@ -25,8 +26,8 @@ func (h Health) Healthy() bool {
 
 // BackendHealth is one backend's health.
 type BackendHealth struct {
-	URL     string `json:"url"`
-	Healthy bool   `json:"healthy"`
+	URL     string `json:"url"`     // backend ID
+	Healthy bool   `json:"healthy"` // false while ejected
 	// ConsecutiveFailures counts failed attempts since the last success.
 	ConsecutiveFailures int `json:"consecutive_failures"`
 	// NextProbeMS is the time to the next active probe, in milliseconds.

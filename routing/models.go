@@ -13,14 +13,14 @@ import (
 // Model is one entry of vLLM's GET /v1/models list, kept in vLLM's shape. LoRA adapters
 // are entries whose Parent is the base model.
 type Model struct {
-	ID          string          `json:"id"`
-	Object      string          `json:"object"`
-	Created     int64           `json:"created"`
-	OwnedBy     string          `json:"owned_by"`
-	Root        *string         `json:"root"`
-	Parent      *string         `json:"parent"`
-	MaxModelLen *int64          `json:"max_model_len"`
-	Permission  json.RawMessage `json:"permission"`
+	ID          string          `json:"id"`            // served model name or adapter name
+	Object      string          `json:"object"`        // always "model"
+	Created     int64           `json:"created"`       // unix seconds, as the backend reported
+	OwnedBy     string          `json:"owned_by"`      // "vllm"
+	Root        *string         `json:"root"`          // model path (adapter path for LoRA)
+	Parent      *string         `json:"parent"`        // base model of a LoRA adapter, else null
+	MaxModelLen *int64          `json:"max_model_len"` // context length, when reported
+	Permission  json.RawMessage `json:"permission"`    // passed through untouched ([] when absent)
 }
 
 // IsLoRA reports whether the entry is a LoRA adapter (it has a parent model).

@@ -23,6 +23,7 @@ type Pick struct {
 	class   Class
 	gen     uint64
 	tokens  int64
+	shared  bool // counted in the LoadShare
 	started time.Time
 	done    atomic.Bool
 }
@@ -85,8 +86,10 @@ func (r *Router) acquire(pk *Pick) {
 	b.sinceScrape++
 	b.inFlight[ci]++
 	b.inFlightTokens += pk.tokens
-	if r.share != nil {
+	// A backend already removed was Forgotten by the share: counting it there would leak.
+	if r.share != nil && !b.removed {
 		r.share.Add(b.id, string(pk.class), 1)
+		pk.shared = true
 	}
 	if !b.removed {
 		b.m.inFlight[ci].Inc()
@@ -107,7 +110,7 @@ func (p *Pick) Done(o Outcome) {
 	}
 	b.inFlight[ci]--
 	b.inFlightTokens -= p.tokens
-	if r.share != nil {
+	if p.shared && !b.removed { // once removed, Forget has dropped the count already
 		r.share.Add(b.id, string(p.class), -1)
 	}
 	if !b.removed {

@@ -64,3 +64,34 @@ func TestLoadShareAcrossReplicas(t *testing.T) {
 		t.Fatalf("removed backend still counted in the share: %d", got)
 	}
 }
+
+// TestLoadShareSurvivesRemoveAndReAdd: a pick outstanding on a backend that is removed and
+// added back does not skew the shared count of the new incarnation.
+func TestLoadShareSurvivesRemoveAndReAdd(t *testing.T) {
+	a := newFakeVLLM(t, "m")
+	b := newFakeVLLM(t, "m")
+	share := &LocalLoadShare{}
+	r, _ := newIdleRouter(t, fastConfig(a.URL, b.URL), WithLoadShare(share))
+	old, err := r.Pick(t.Context(), &Request{Model: "m", Exclude: []string{b.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update([]BackendConfig{{URL: b.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update([]BackendConfig{{URL: a.URL, Models: []string{"m"}}, {URL: b.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := r.Pick(t.Context(), &Request{Model: "m", Exclude: []string{b.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Done(Outcome{Status: http.StatusOK})
+	if got := share.InFlight(a.URL, string(ClassInteractive)); got != 1 {
+		t.Fatalf("shared count of a after the old pick finished = %d, want 1 (the fresh pick)", got)
+	}
+	fresh.Done(Outcome{Status: http.StatusOK})
+	if got := share.InFlight(a.URL, string(ClassInteractive)); got != 0 {
+		t.Fatalf("shared count of a = %d, want 0", got)
+	}
+}

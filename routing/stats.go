@@ -2,9 +2,9 @@ package routing
 
 // BackendStats is one backend's entry in the proxy's GET /load-stats.
 type BackendStats struct {
-	URL     string   `json:"url"`
-	Healthy bool     `json:"healthy"`
-	Models  []string `json:"models"`
+	URL     string   `json:"url"`     // backend ID
+	Healthy bool     `json:"healthy"` // in the healthy set (not ejected)
+	Models  []string `json:"models"`  // served model ids, fetched then static
 	// Running and Waiting are the latest scraped gauges, summed over engines.
 	Running float64 `json:"running"`
 	Waiting float64 `json:"waiting"`
@@ -12,9 +12,11 @@ type BackendStats struct {
 	// InFlightByClass counts this replica's, by class.
 	InFlight        int64           `json:"in_flight"`
 	InFlightByClass map[Class]int64 `json:"in_flight_by_class"`
-	Capacity        int             `json:"capacity"`
+	// Capacity is the configured concurrent-request capacity.
+	Capacity int `json:"capacity"`
 	// Load is the score the least_load policy uses.
-	Load         float64 `json:"load"`
+	Load float64 `json:"load"`
+	// KVCacheUsage is the scraped KV cache usage (0..1), averaged over engines.
 	KVCacheUsage float64 `json:"kv_cache_usage"`
 	// PrefixCacheHitRate is Δhits/Δqueries of the engine's prefix cache counters between
 	// the last two scrapes that saw traffic (V0: the hit-rate gauge).
