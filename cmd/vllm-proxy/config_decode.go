@@ -85,9 +85,18 @@ func (d *decoder) errAt(p position, key, format string, args ...any) {
 	d.errs = append(d.errs, configError{where: where, pos: p, key: key, msg: fmt.Sprintf(format, args...)})
 }
 
+// nodePos is where a node starts. goccy puts a block mapping's token on its first ':',
+// so a mapping is placed at its first key instead.
 func nodePos(n ast.Node) position {
-	if n == nil {
+	switch m := n.(type) {
+	case nil:
 		return position{}
+	case *ast.MappingValueNode:
+		return nodePos(m.Key)
+	case *ast.MappingNode:
+		if !m.IsFlowStyle && len(m.Values) > 0 {
+			return nodePos(m.Values[0].Key)
+		}
 	}
 	if t := n.GetToken(); t != nil && t.Position != nil {
 		return position{t.Position.Line, t.Position.Column}

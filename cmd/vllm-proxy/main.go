@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/vllm-proxy/vllm-proxy/logging"
 	"github.com/vllm-proxy/vllm-proxy/state"
 )
@@ -59,29 +61,9 @@ const (
 // config file > default), and runs the chosen subcommand. Usage errors print to stderr
 // and return 2 before anything starts.
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
-	var cli CLI
-	p, err := newParser(&cli, getenv, stdout, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "vllm-proxy: internal error: %v\n", err)
-		return exitError
-	}
-	kctx, err := p.parser.Parse(args)
-	if p.exited != nil { // --help or --version
-		return *p.exited
-	}
-	if len(p.envErrs) > 0 { // reported instead of kong's "missing flag" they may cause
-		return usageError(stderr, errors.Join(p.envErrs...))
-	}
-	if err != nil {
-		var pe *kongParseError
-		if errors.As(err, &pe) && pe.Context != nil {
-			_ = pe.Context.PrintUsage(true)
-		}
-		return usageError(stderr, err)
-	}
-	app := &App{Ctx: ctx, Stdout: stdout, Getenv: getenv, Version: version(), Level: new(slog.LevelVar)}
-	if err := p.resolve(kctx, app, &cli); err != nil {
-		return usageError(stderr, err)
+	kctx, app, code := setup(ctx, args, getenv, stdout, stderr)
+	if kctx == nil {
+		return code
 	}
 	app.Log.Debug("settings resolved", slog.String("command", kctx.Command()), slog.String(logging.KeyRedis, app.RedisURL.Redacted()))
 	if err := kctx.Run(app); err != nil {
@@ -89,6 +71,32 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return exitError
 	}
 	return exitOK
+}
+
+// setup parses and resolves everything run needs. A nil context means run must return
+// code at once (help, version, or a usage error already printed).
+func setup(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) (*kong.Context, *App, int) {
+	var cli CLI
+	p, err := newParser(&cli, getenv, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "vllm-proxy: internal error: %v\n", err)
+		return nil, nil, exitError
+	}
+	kctx, err := p.parser.Parse(args)
+	if p.exited != nil { // --help or --version
+		return nil, nil, *p.exited
+	}
+	if len(p.envErrs) > 0 { // reported instead of kong's "missing flag" they may cause
+		return nil, nil, usageError(stderr, errors.Join(p.envErrs...))
+	}
+	if err != nil {
+		return nil, nil, usageError(stderr, err)
+	}
+	app := &App{Ctx: ctx, Stdout: stdout, Getenv: getenv, Version: version(), Level: new(slog.LevelVar)}
+	if err := p.resolve(kctx, app, &cli); err != nil {
+		return nil, nil, usageError(stderr, err)
+	}
+	return kctx, app, exitOK
 }
 
 // usageError prints err, one problem per line, and returns exitUsage.

@@ -22,9 +22,6 @@ import (
 // reads the injected environment and records each value's source. Kong still validates
 // (enums, required flags) as usual.
 
-// kongParseError is kong's parse error type.
-type kongParseError = kong.ParseError
-
 // flagMeta is a flag's env names and default, taken out of kong's model.
 type flagMeta struct {
 	envs       []string
