@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -47,7 +48,11 @@ func (p *promWriter) sample(name string, v float64, labels ...string) {
 		p.b = append(p.b, '}')
 	}
 	p.b = append(p.b, ' ')
-	p.b = strconv.AppendFloat(p.b, v, 'g', -1, 64)
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		p.b = strconv.AppendInt(p.b, int64(v), 10) // counters read better as integers
+	} else {
+		p.b = strconv.AppendFloat(p.b, v, 'g', -1, 64)
+	}
 	p.b = append(p.b, '\n')
 }
 
