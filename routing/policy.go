@@ -12,8 +12,9 @@ import (
 // model, in pool order. Choose must be safe for concurrent use and must not block on slow
 // I/O (it runs on the request path; ctx is the request's context).
 //
-// A new policy is a new type in its own file plus a case in newPolicy; the proxy never
-// changes when one is added.
+// A new policy is a new type in its own file plus a case in newPolicy (or a ScorerPolicy
+// combining Scorers, or a value passed with WithPolicy); the proxy never changes when one is
+// added.
 type Policy interface {
 	// Name is the policy's Config.Policy name.
 	Name() string
