@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"sync"
 	"testing"
 
@@ -47,3 +48,5 @@ func setupT(t *testing.T, args []string, env map[string]string) (*App, *ServeCmd
 	s, _ := selected(kctx).(*ServeCmd)
 	return app, s, code, stderr.String()
 }
+
+func writeFileAt(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
