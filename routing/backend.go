@@ -41,6 +41,9 @@ type Backend struct {
 	backoff   time.Duration
 	nextProbe time.Time
 	lastErr   string
+	// Flap damping: when the backend was last restored and the back-off it had then.
+	restoredAt  time.Time
+	lastBackoff time.Duration
 
 	// This replica's in-flight requests.
 	inFlight       [len(classes)]int64

@@ -96,6 +96,9 @@ func (r *Router) probe(ctx context.Context, b *Backend) {
 	b.mu.Lock()
 	if err == nil {
 		restored := !b.healthy
+		if restored {
+			b.restoredAt, b.lastBackoff = now, b.backoff
+		}
 		b.healthy, b.fails, b.backoff, b.lastErr = true, 0, 0, ""
 		b.nextProbe = now.Add(r.cfg.HealthCheckInterval)
 		if !b.removed {
@@ -122,11 +125,17 @@ func (r *Router) probe(ctx context.Context, b *Backend) {
 	b.mu.Unlock()
 }
 
-// ejectLocked takes b out of the healthy set and schedules its first re-probe.
+// ejectLocked takes b out of the healthy set and schedules its first re-probe. A backend
+// that flaps (ejected again within EjectBackoffCap of being restored, e.g. /health says yes
+// but requests fail) resumes its back-off where it left off, doubled, instead of at base.
 func (r *Router) ejectLocked(ctx context.Context, b *Backend, why string, err error) {
+	now := r.now()
 	b.healthy = false
 	b.backoff = r.cfg.EjectBackoffBase
-	b.nextProbe = r.now().Add(b.backoff)
+	if !b.restoredAt.IsZero() && now.Sub(b.restoredAt) < r.cfg.EjectBackoffCap {
+		b.backoff = max(b.backoff, min(2*b.lastBackoff, r.cfg.EjectBackoffCap))
+	}
+	b.nextProbe = now.Add(b.backoff)
 	if !b.removed {
 		b.m.up.Set(0)
 		b.m.ejections.Inc()

@@ -160,3 +160,44 @@ func TestDeadBackendAtStart(t *testing.T) {
 		}
 	}
 }
+
+// TestFlappingBackendBacksOffFurther: /health answers yes but every request fails, so the
+// backend is restored and ejected again and again; each round waits longer, up to the cap.
+func TestFlappingBackendBacksOffFurther(t *testing.T) {
+	f := newFakeVLLM(t, "m")
+	clock := newFakeClock()
+	cfg := fastConfig(f.URL)
+	cfg.EjectBackoffBase, cfg.EjectBackoffCap = 100*time.Millisecond, 350*time.Millisecond
+	cfg.HealthCheckInterval = time.Hour
+	r, _ := newIdleRouter(t, cfg, WithClock(clock.Now))
+	fail3 := func() {
+		t.Helper()
+		for range 3 {
+			pk, err := r.Pick(t.Context(), &Request{Model: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk.Done(Outcome{Status: http.StatusInternalServerError})
+		}
+		if r.Healthy() {
+			t.Fatal("not ejected after 3 failures")
+		}
+	}
+	for _, want := range []int64{100, 200, 350, 350} {
+		fail3()
+		if got := r.Health().Backends[0].NextProbeMS; got != want {
+			t.Fatalf("back-off after a flap = %dms, want %dms", got, want)
+		}
+		clock.Advance(time.Duration(want) * time.Millisecond)
+		r.healthAll(t.Context()) // /health is fine: restored
+		if !r.Healthy() {
+			t.Fatal("not restored by a healthy probe")
+		}
+	}
+	// Stable for longer than the cap: the next ejection starts from base again.
+	clock.Advance(time.Second)
+	fail3()
+	if got := r.Health().Backends[0].NextProbeMS; got != 100 {
+		t.Fatalf("back-off after a long healthy spell = %dms, want 100ms", got)
+	}
+}
