@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -84,12 +85,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 }
 
-// metricsHook times every command and pipeline and counts failures. Script calls are
-// labelled with the script's name instead of "evalsha", so the label set stays small
-// and says which invariant was slow.
+// levelLoud is logging.LevelLoud (state is a leaf and does not import logging): at this
+// level every Redis command's outcome is logged.
+const levelLoud = slog.Level(-12)
+
+// metricsHook times every command and pipeline, counts failures and, at the Loud level,
+// logs each outcome (command name, duration and error only: arguments may hold passwords
+// and payloads). Script calls are labelled with the script's name instead of "evalsha",
+// so the label set stays small and says which invariant was slow.
 type metricsHook struct {
 	m       *Metrics
-	scripts map[string]string // sha1 → name
+	log     *slog.Logger
+	scripts map[string]string // sha1 or source → name
 }
 
 var _ redis.Hook = metricsHook{}
@@ -98,7 +105,7 @@ func (h metricsHook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		start := time.Now()
 		c, err := next(ctx, network, addr)
-		h.observe("dial", start, err)
+		h.observe(ctx, "dial", start, err)
 		return c, err
 	}
 }
@@ -107,7 +114,7 @@ func (h metricsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		h.observe(h.name(cmd), start, err)
+		h.observe(ctx, h.name(cmd), start, err)
 		return err
 	}
 }
@@ -116,15 +123,24 @@ func (h metricsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		h.observe("pipeline", start, err)
+		h.observe(ctx, "pipeline", start, err)
 		return err
 	}
 }
 
-func (h metricsHook) observe(name string, start time.Time, err error) {
-	h.m.CommandDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, redis.Nil) {
+func (h metricsHook) observe(ctx context.Context, name string, start time.Time, err error) {
+	took := time.Since(start)
+	h.m.CommandDuration.WithLabelValues(name).Observe(took.Seconds())
+	failed := err != nil && !errors.Is(err, redis.Nil)
+	if failed {
 		h.m.Errors.WithLabelValues(name).Inc()
+	}
+	if h.log.Enabled(ctx, levelLoud) {
+		attrs := []slog.Attr{slog.String("command", name), slog.Duration("took", took)}
+		if failed {
+			attrs = append(attrs, slog.Any("error", err))
+		}
+		h.log.LogAttrs(ctx, levelLoud, "redis command", attrs...)
 	}
 }
 

@@ -65,7 +65,7 @@ func Open(ctx context.Context, u URL, cfg Config, log *slog.Logger, reg promethe
 			s.cancel()
 			return nil, err
 		}
-		rdb.AddHook(metricsHook{m: s.metrics, scripts: s.scripts.names()})
+		rdb.AddHook(metricsHook{m: s.metrics, log: s.log, scripts: s.scripts.names()})
 		s.rdb = rdb
 	}
 	s.health = newHealth(s)
