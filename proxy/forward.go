@@ -74,6 +74,9 @@ func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
 		pick.Done(a.outcome(err))
 		if a.committed {
 			res.committed, res.status, res.err = true, a.status, err
+			if errors.Is(err, ErrClientGone) {
+				res.status = StatusClientClosedRequest // what the access log should say, as nginx does
+			}
 			res.cut, res.aborted = a.cut, a.aborted
 			if a.firstByte > 0 {
 				res.ttft = a.start.Sub(x.start) + a.firstByte

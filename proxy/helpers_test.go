@@ -230,3 +230,8 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 
 const chatBody = `{"model":"m","messages":[{"role":"user","content":"hello"}],"max_tokens":4}`
 const streamBody = `{"model":"m","messages":[{"role":"user","content":"hello"}],"max_tokens":6,"stream":true}`
+
+// testCounter reads one series of a counter vector.
+func testCounter(c *prometheus.CounterVec, labels ...string) float64 {
+	return testutil.ToFloat64(c.WithLabelValues(labels...))
+}
