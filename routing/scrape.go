@@ -33,7 +33,9 @@ func (r *Router) scrapeAll(ctx context.Context) {
 func (r *Router) scrapeOne(parent context.Context, b *Backend) {
 	ctx, cancel := context.WithTimeout(parent, r.cfg.ScrapeTimeout)
 	defer cancel()
-	mine, err := r.scrapes.Claim(ctx, b.id, r.cfg.ScrapeInterval)
+	// The lease outlives one interval so jitter between the holder's ticks does not hand it
+	// over; a dead holder is replaced within two intervals, before metrics go stale.
+	mine, err := r.scrapes.Claim(ctx, b.id, 2*r.cfg.ScrapeInterval)
 	if err != nil {
 		r.log.LogAttrs(ctx, slogDebug, "scrape claim failed", attrBackend(b.id), errAttr(err))
 		mine = true // scraping twice beats not scraping
