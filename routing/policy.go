@@ -79,6 +79,9 @@ type globalRand struct{}
 func (globalRand) Float64() float64 { return rand.Float64() }
 func (globalRand) IntN(n int) int   { return rand.IntN(n) }
 
+// PolicyNames lists the Config.Policy values New accepts, for cmd's config validation.
+func PolicyNames() []string { return policyNames() }
+
 // policyNames lists the names newPolicy knows.
 func policyNames() []string {
 	return []string{PolicyLeastLoad, PolicyRoundRobin, PolicyRandom}
