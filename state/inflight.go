@@ -213,14 +213,18 @@ func encodeCounts(m map[string]int64) string {
 	return b.String()
 }
 
-// addCounts adds an encodeCounts string into sum, skipping malformed parts.
+// maxShare bounds one replica's count for one class; larger values are garbage.
+const maxShare = 1 << 31
+
+// addCounts adds an encodeCounts string into sum, skipping malformed or absurd parts (the
+// sum of a few thousand shares cannot overflow).
 func addCounts(sum map[string]int64, s string) {
 	for part := range strings.SplitSeq(s, ";") {
 		class, num, ok := strings.Cut(part, "=")
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > 0 {
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > 0 && n <= maxShare {
 			sum[class] += n
 		}
 	}
