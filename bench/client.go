@@ -23,12 +23,13 @@ const (
 
 // newTransport is the one shared transport: keep-alive pool sized for the concurrency,
 // no compression (bodies are small and gzip costs CPU), HTTP/1.1 like vLLM's uvicorn.
-func newTransport(maxIdlePerHost int) *http.Transport {
+func newTransport(maxIdlePerHost, maxConns int) *http.Transport {
 	return &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: maxIdlePerHost,
+		MaxConnsPerHost:     maxConns,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
@@ -72,8 +73,9 @@ type target struct {
 	engine EngineStats   // engine-side deltas of its slices; written between slices only
 }
 
-// do sends request i to t and records the outcome.
-func (t *target) do(ctx context.Context, w *worker, i int) {
+// do sends request i to t and records the outcome; due is its scheduled send time (zero
+// in closed loop).
+func (t *target) do(ctx context.Context, w *worker, i int, due time.Time) {
 	r := t.run
 	req := r.workload.Request(i)
 	// A fresh body per request: the transport may still read it after Do returns, and a
@@ -93,6 +95,9 @@ func (t *target) do(ctx context.Context, w *worker, i int) {
 
 	start := time.Now()
 	s.Start = start.Sub(r.start)
+	if !due.IsZero() {
+		s.Lag = max(start.Sub(due), 0)
+	}
 	resp, err := r.client.Do(hreq)
 	if err != nil {
 		s.E2E = time.Since(start)

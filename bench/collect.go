@@ -13,6 +13,9 @@ type Sample struct {
 	Index int `json:"index"`
 	// Start is when the request was sent, since the start of the run.
 	Start time.Duration `json:"start_ns"`
+	// Lag is how late the request was sent against its scheduled arrival (open loop
+	// only): large values mean the generator, not the target, was the bottleneck.
+	Lag time.Duration `json:"lag_ns"`
 	// TTFT is the time to the first generated token (E2E when not streaming or no token).
 	TTFT time.Duration `json:"ttft_ns"`
 	// E2E is the time to the end of the response.

@@ -57,8 +57,13 @@ type Config struct {
 	// CountHeader, when set, counts responses by the value of this response header.
 	CountHeader string
 	// MaxIdleConnsPerHost sizes the shared transport's idle pool (default
-	// max(Concurrency, 256)).
+	// max(Concurrency, MaxConns, 1024)).
 	MaxIdleConnsPerHost int
+	// MaxConns caps connections per target (0: unlimited). In open loop at high rates a
+	// cap stops dial storms: without one, every arrival that finds no idle connection
+	// dials a new one, and a momentary slowdown snowballs. Requests waiting for a
+	// connection count that wait in their latency.
+	MaxConns int
 }
 
 func (c *Config) applyDefaults() {
@@ -87,7 +92,7 @@ func (c *Config) applyDefaults() {
 		c.ScrapeInterval = 250 * time.Millisecond
 	}
 	if c.MaxIdleConnsPerHost == 0 {
-		c.MaxIdleConnsPerHost = max(c.Concurrency, 256)
+		c.MaxIdleConnsPerHost = max(c.Concurrency, c.MaxConns, 1024)
 	}
 }
 
@@ -125,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Requests > 0 && c.Rounds > c.Requests {
 		errs = append(errs, fmt.Errorf("rounds %d exceed requests %d", c.Rounds, c.Requests))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("max conns must be >= 0, got %d", c.MaxConns))
 	}
 	if c.Timeout < 0 || c.ScrapeInterval < 0 {
 		errs = append(errs, errors.New("timeout and scrape interval must not be negative"))

@@ -43,6 +43,14 @@ func (r *Report) Markdown() string {
 			ms(t.TTFT.P50), ms(t.TTFT.P90), ms(t.TTFT.P99), ms(t.ITL.P50), ms(t.ITL.P99),
 			ms(t.E2E.P50), ms(t.E2E.P99), t.OracleHitFraction)
 	}
+	for _, t := range r.Targets {
+		if t.SendLag != nil {
+			fmt.Fprintf(&b, "\nsend lag behind the arrival schedule, %s: p50 %s ms, p99 %s ms, max %s ms", t.URL, ms(t.SendLag.P50), ms(t.SendLag.P99), ms(t.SendLag.Max))
+		}
+	}
+	if r.Mode != "closed" {
+		b.WriteString("\n")
+	}
 	if len(r.Targets) > 0 && r.Targets[0].Engine != nil {
 		b.WriteString("\n| target | engine prefix hit rate | prefix queries | prefix hits | peak waiting | scrapes (errors) |\n")
 		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
@@ -85,7 +93,7 @@ func errorsCell(m map[string]int) string {
 }
 
 // CSVHeader is the first row WriteCSV writes.
-var CSVHeader = []string{"target", "url", "index", "start_s", "ttft_s", "e2e_s", "status", "error", "prompt_tokens", "output_tokens", "header"}
+var CSVHeader = []string{"target", "url", "index", "start_s", "lag_s", "ttft_s", "e2e_s", "status", "error", "prompt_tokens", "output_tokens", "header"}
 
 // WriteCSV writes one row per request (see CSVHeader), times in seconds since the start
 // of the run, so other tools can draw their own charts.
@@ -101,7 +109,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		if s.Target < len(r.Targets) {
 			url = r.Targets[s.Target].URL
 		}
-		row := []string{strconv.Itoa(s.Target), url, strconv.Itoa(s.Index), sec(s.Start.Seconds()),
+		row := []string{strconv.Itoa(s.Target), url, strconv.Itoa(s.Index), sec(s.Start.Seconds()), sec(s.Lag.Seconds()),
 			sec(s.TTFT.Seconds()), sec(s.E2E.Seconds()), strconv.Itoa(s.Status), s.Err,
 			strconv.Itoa(s.PromptTokens), strconv.Itoa(s.OutputTokens), s.Header}
 		if err := cw.Write(row); err != nil {

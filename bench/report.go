@@ -48,6 +48,8 @@ type TargetReport struct {
 	TTFT Latency `json:"ttft"`
 	ITL  Latency `json:"itl"`
 	E2E  Latency `json:"e2e"`
+	// SendLag is how late requests were sent against their schedule (open loop only).
+	SendLag *Latency `json:"send_lag,omitempty"`
 	// OracleHitFraction is the best prefix-cache hit fraction possible on the requests sent.
 	OracleHitFraction float64 `json:"oracle_hit_fraction"`
 	// Engine is present when Config.Scrape was set.
@@ -99,9 +101,9 @@ func Ratios(ts []TargetReport) []Ratio {
 }
 
 // summarizeTarget builds a TargetReport from samples of one target.
-func summarizeTarget(url string, samples []Sample, itl *Histogram, active time.Duration) TargetReport {
+func summarizeTarget(url string, samples []Sample, itl *Histogram, active time.Duration, open bool) TargetReport {
 	tr := TargetReport{URL: url, Requests: len(samples), Errors: map[string]int{}, ActiveSeconds: active.Seconds()}
-	var ttft, e2e []float64
+	var ttft, e2e, lag []float64
 	var in, out int
 	for i := range samples {
 		s := &samples[i]
@@ -111,6 +113,7 @@ func summarizeTarget(url string, samples []Sample, itl *Histogram, active time.D
 			}
 			tr.ByHeader[s.Header]++
 		}
+		lag = append(lag, s.Lag.Seconds())
 		if !s.OK() {
 			tr.Errors[s.ErrorKey()]++
 			continue
@@ -122,6 +125,10 @@ func summarizeTarget(url string, samples []Sample, itl *Histogram, active time.D
 		out += s.OutputTokens
 	}
 	tr.TTFT, tr.E2E = SummarizeSeconds(ttft), SummarizeSeconds(e2e)
+	if open {
+		l := SummarizeSeconds(lag)
+		tr.SendLag = &l
+	}
 	if itl != nil {
 		tr.ITL = itl.Summary()
 	}
@@ -152,7 +159,7 @@ func (r *runner) report(next []int) *Report {
 	oracle := map[int]float64{}
 	for i, t := range r.targets {
 		t.mu.Lock()
-		tr := summarizeTarget(t.base, t.coll.samples, t.coll.itl, t.active)
+		tr := summarizeTarget(t.base, t.coll.samples, t.coll.itl, t.active, rep.Mode != "closed")
 		rep.Samples = append(rep.Samples, t.coll.samples...)
 		t.mu.Unlock()
 		if _, ok := oracle[next[i]]; !ok {

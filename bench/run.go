@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 			return nil, err
 		}
 	}
-	tr := newTransport(cfg.MaxIdleConnsPerHost)
+	tr := newTransport(cfg.MaxIdleConnsPerHost, cfg.MaxConns)
 	defer tr.CloseIdleConnections()
 	r := &runner{
 		cfg:      cfg,
@@ -130,7 +130,7 @@ func (r *runner) closedLoop(ctx, dispatch context.Context, t *target, lo, hi int
 				if hi >= 0 && i >= hi {
 					return
 				}
-				t.do(ctx, w, i)
+				t.do(ctx, w, i, time.Time{})
 			}
 		})
 	}
@@ -192,7 +192,7 @@ func (r *runner) openLoop(ctx, dispatch context.Context, t *target, round, lo, h
 		idx := i // i outlives the iteration: it is the return value
 		wg.Go(func() {
 			w := workers.Get().(*worker)
-			t.do(ctx, w, idx)
+			t.do(ctx, w, idx, when)
 			workers.Put(w)
 			if sem != nil {
 				<-sem

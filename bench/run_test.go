@@ -97,6 +97,9 @@ func TestOpenLoopPoissonRate(t *testing.T) {
 	if rep.Mode != "open" {
 		t.Errorf("mode %q, want open", rep.Mode)
 	}
+	if l := rep.Targets[0].SendLag; l == nil || l.Count != got {
+		t.Errorf("send lag %+v, want one value per request", l)
+	}
 	// Arrivals spread over the whole window, not in a burst.
 	last := time.Duration(0)
 	for _, s := range rep.Samples {

@@ -24,6 +24,7 @@ type BenchCmd struct {
 	NoStream    bool          `name:"no-stream" help:"Send stream=false: TTFT = E2E, no ITL."`
 	IgnoreEOS   bool          `name:"ignore-eos" help:"Send vLLM's ignore_eos so outputs run to max_tokens."`
 	Timeout     time.Duration `name:"timeout" default:"5m" help:"Per-request timeout. Default: ${default}."`
+	MaxConns    int           `name:"max-conns" placeholder:"N" help:"Cap on connections per target (0: unlimited). Use in open loop at high rates to avoid dial storms; waiting for a connection counts as latency."`
 	Rounds      int           `name:"rounds" placeholder:"K" help:"Split each target's share into K slices run round-robin across targets (default 1 with one target, 4 with several)."`
 
 	Workload        string        `name:"workload" short:"w" default:"fixed" enum:"fixed,uniform,shared-prefix,multi-turn,bursty" help:"fixed, uniform, shared-prefix, multi-turn or bursty. Default: ${default}."`
@@ -70,6 +71,7 @@ func (c *BenchCmd) config() bench.Config {
 		WorkloadName: c.Workload,
 		Seed:         c.Seed,
 		Rounds:       c.Rounds,
+		MaxConns:     c.MaxConns,
 		Timeout:      c.Timeout,
 		Params: bench.Params{
 			InputTokens: c.InputTokens, OutputTokens: c.OutputTokens,
