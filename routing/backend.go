@@ -142,11 +142,3 @@ func (b *Backend) candidateLocked(inFlight int64, staleAfter int) Candidate {
 		MetricsStale:       stale,
 	}
 }
-
-func (b *Backend) localInFlightLocked() int64 {
-	var n int64
-	for _, v := range b.inFlight {
-		n += v
-	}
-	return n
-}

@@ -121,16 +121,23 @@ func (p *Pick) Done(o Outcome) {
 	r.observe(p.ctx, b, o)
 }
 
-// sharedInFlight is the backend's in-flight count over all replicas and classes: never
-// below this replica's own count, which a lagging shared view may not include yet.
+// sharedInFlight is the backend's in-flight count over all replicas and classes.
 func (r *Router) sharedInFlight(b *Backend) int64 {
-	local := b.localInFlightLocked()
-	if r.share == nil {
-		return local
-	}
 	var n int64
-	for _, c := range classes {
-		n += r.share.InFlight(b.id, string(c))
+	for _, v := range r.inFlightByClassLocked(b) {
+		n += v
 	}
-	return max(n, local)
+	return n
+}
+
+// inFlightByClassLocked is the backend's in-flight count per class over all replicas: never
+// below this replica's own count, which a lagging shared view may not include yet.
+func (r *Router) inFlightByClassLocked(b *Backend) [len(classes)]int64 {
+	counts := b.inFlight
+	if r.share != nil {
+		for i, c := range classes {
+			counts[i] = max(counts[i], r.share.InFlight(b.id, string(c)))
+		}
+	}
+	return counts
 }

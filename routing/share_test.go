@@ -37,8 +37,8 @@ func TestLoadShareAcrossReplicas(t *testing.T) {
 		t.Fatalf("shared batch in-flight on a = %d, want 1", got)
 	}
 	s := statsOf(t, r2, a.URL)
-	if s.InFlight != 3 || s.Load != 0.75 || s.InFlightByClass[ClassInteractive] != 0 {
-		t.Fatalf("replica 2's view of a = %+v, want in_flight 3 (shared), load 0.75, own by-class 0", s)
+	if s.InFlight != 3 || s.Load != 0.75 || s.InFlightByClass[ClassInteractive] != 2 || s.InFlightByClass[ClassBatch] != 1 {
+		t.Fatalf("replica 2's view of a = %+v, want in_flight 3 (shared), load 0.75, 2 interactive + 1 batch", s)
 	}
 	for range 20 {
 		pk, err := r2.Pick(t.Context(), &Request{Model: "m"})

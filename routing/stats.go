@@ -8,8 +8,8 @@ type BackendStats struct {
 	// Running and Waiting are the latest scraped gauges, summed over engines.
 	Running float64 `json:"running"`
 	Waiting float64 `json:"waiting"`
-	// InFlight counts in-flight requests over all replicas (as LoadShare reports them);
-	// InFlightByClass counts this replica's, by class.
+	// InFlight counts in-flight requests over all replicas (as the LoadShare reports them,
+	// never below this replica's own); InFlightByClass splits it by class.
 	InFlight        int64           `json:"in_flight"`
 	InFlightByClass map[Class]int64 `json:"in_flight_by_class"`
 	// Capacity is the configured concurrent-request capacity.
@@ -46,8 +46,8 @@ func (r *Router) LoadStats() []BackendStats {
 			PrefixCacheHitRate: b.hitRate, MetricsAgeMS: -1, MetricsStale: c.MetricsStale,
 			Engines: b.em.Engines,
 		}
-		for i, cl := range classes {
-			s.InFlightByClass[cl] = b.inFlight[i]
+		for i, n := range r.inFlightByClassLocked(b) {
+			s.InFlightByClass[classes[i]] = n
 		}
 		if b.hasMetrics {
 			s.MetricsAgeMS = max(0, now.Sub(b.scrapedAt).Milliseconds())
