@@ -98,17 +98,17 @@ const StatusClientClosedRequest = 499
 // fixed strings that leak no internals. Unknown errors are 500.
 func errorInfoFor(err error) (int, errorInfo) {
 	var (
-		ce     *clientError
-		um     *routing.UnknownModelError
-		bs     *BackendStatusError
 		status int
 		msg    string
 		param  string
 	)
+	ce, isClient := errors.AsType[*clientError](err)
+	um, isUnknown := errors.AsType[*routing.UnknownModelError](err)
+	bs, isBusy := errors.AsType[*BackendStatusError](err)
 	switch {
-	case errors.As(err, &ce):
+	case isClient:
 		status, msg, param = statusOfKind(ce.kind), ce.Error(), ce.param
-	case errors.As(err, &um):
+	case isUnknown:
 		status, param = http.StatusNotFound, "model"
 		msg = fmt.Sprintf("The model `%s` does not exist. Available models: %s.", um.Model, strings.Join(um.Available, ", "))
 	case errors.Is(err, routing.ErrNoModel):
@@ -120,7 +120,7 @@ func errorInfoFor(err error) (int, errorInfo) {
 		status, msg = http.StatusGatewayTimeout, "The request timed out before a backend answered."
 	case errors.Is(err, routing.ErrNoBackend):
 		status, msg = http.StatusServiceUnavailable, "No backend is available for this model; retry later."
-	case errors.As(err, &bs):
+	case isBusy:
 		status = bs.Status
 		msg = "The backends are overloaded or unavailable; retry later."
 	case errors.Is(err, ErrStreamCut):

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,6 +136,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, id string) {
 // reject answers a request the proxy does not route.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, err error) {
 	status := writeError(w, err)
+	h.metrics.requests.WithLabelValues("", "", strconv.Itoa(status), string(routing.ClassInteractive)).Inc()
 	h.log.LogAttrs(r.Context(), slog.LevelDebug, "request rejected",
 		slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", status))
