@@ -1,0 +1,168 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/state"
+)
+
+// flushBytes is the most result bytes a chunk keeps before writing a part.
+const flushBytes = 1 << 20
+
+// collector gathers a chunk's finished lines and commits them in parts: it writes the
+// success and error lines to two blobs, then records the part with one CommitLines call.
+// A part whose lines another worker recorded first is rewritten without them, so every
+// line is recorded exactly once. Safe for concurrent use.
+type collector struct {
+	w     *Workers
+	batch string
+	chunk int64
+
+	mu      sync.Mutex
+	pending []lineOutcome
+	bytes   int
+
+	flushMu  sync.Mutex
+	resolved int64 // lines now recorded (by us or, for duplicates, by someone else)
+}
+
+func (c *collector) add(ctx context.Context, o lineOutcome) {
+	c.mu.Lock()
+	c.pending = append(c.pending, o)
+	c.bytes += len(o.json)
+	full := len(c.pending) >= c.w.cfg.FlushLines || c.bytes >= flushBytes
+	c.mu.Unlock()
+	if full {
+		c.flush(ctx, false)
+	}
+}
+
+// flush commits what is pending and returns how many lines are resolved so far. The final
+// flush also runs during a graceful Stop (results already paid for are kept).
+func (c *collector) flush(ctx context.Context, final bool) int64 {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.mu.Lock()
+	lines := c.pending
+	c.pending, c.bytes = nil, 0
+	c.mu.Unlock()
+	if len(lines) == 0 {
+		return c.resolved
+	}
+	if final {
+		sctx, cancel, ok := c.w.storeCtx(ctx)
+		defer cancel()
+		if !ok {
+			return c.resolved
+		}
+		ctx = sctx
+	}
+	c.commit(ctx, lines)
+	return c.resolved
+}
+
+func (c *collector) commit(ctx context.Context, lines []lineOutcome) {
+	w := c.w
+	backoff := 50 * time.Millisecond
+	for len(lines) > 0 {
+		part, err := c.writePart(ctx, lines)
+		if err == nil {
+			var dups []int64
+			dups, err = w.jobs.CommitLines(ctx, c.batch, part)
+			if err == nil && len(dups) == 0 {
+				c.resolved += int64(len(lines))
+				for _, l := range part.Lines {
+					w.m.linesRecorded.WithLabelValues(outcomeLabel(l.Failed)).Inc()
+				}
+				return
+			}
+			if err == nil { // drop the lines someone else recorded, write the rest again
+				c.deletePart(ctx, part)
+				w.m.linesDuplicate.Add(float64(len(dups)))
+				c.resolved += int64(len(dups))
+				lines = withoutLines(lines, dups)
+				continue
+			}
+			if errors.Is(err, state.ErrBatchConflict) || errors.Is(err, state.ErrBatchNotFound) {
+				c.deletePart(ctx, part)
+				return // finalization began: these results are too late
+			}
+			// Any other error may hide a commit that happened: keep the part's blobs (a
+			// retry then sees every line as a duplicate and drops its own copy).
+
+		}
+		w.log.WarnContext(ctx, "committing batch results failed; retrying", "batch", c.batch, "chunk", c.chunk, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return // not recorded: the lines run again after the lease lapses
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func outcomeLabel(failed bool) string {
+	if failed {
+		return "failed"
+	}
+	return "completed"
+}
+
+func withoutLines(lines []lineOutcome, drop []int64) []lineOutcome {
+	set := make(map[int64]bool, len(drop))
+	for _, d := range drop {
+		set[d] = true
+	}
+	out := lines[:0:0]
+	for _, l := range lines {
+		if !set[l.idx] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// writePart stores the lines as one or two blobs (success, error).
+func (c *collector) writePart(ctx context.Context, lines []lineOutcome) (state.LinePart, error) {
+	var ok, bad bytes.Buffer
+	p := state.LinePart{Lines: make([]state.LineResult, 0, len(lines))}
+	for _, l := range lines {
+		if l.failed {
+			bad.Write(l.json)
+		} else {
+			ok.Write(l.json)
+			p.Usage.Add(l.usage)
+		}
+		p.Lines = append(p.Lines, state.LineResult{Line: l.idx, Failed: l.failed})
+	}
+	base := "part-" + c.batch + "-" + strconv.FormatInt(c.chunk, 10) + "-" + randHex(6)
+	if ok.Len() > 0 {
+		p.OKBlob = base + "-o"
+		if _, err := c.w.blobs.Put(ctx, p.OKBlob, &ok, -1); err != nil {
+			return p, err
+		}
+	}
+	if bad.Len() > 0 {
+		p.ErrBlob = base + "-e"
+		if _, err := c.w.blobs.Put(ctx, p.ErrBlob, &bad, -1); err != nil {
+			c.deletePart(ctx, p)
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func (c *collector) deletePart(ctx context.Context, p state.LinePart) {
+	for _, id := range []string{p.OKBlob, p.ErrBlob} {
+		if id != "" {
+			_ = c.w.blobs.Delete(ctx, id)
+		}
+	}
+}
