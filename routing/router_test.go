@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 )
 
 // fastConfig is a Config with short intervals for loopback tests.
@@ -108,4 +109,37 @@ func TestRouterSingleModelDefault(t *testing.T) {
 	if pk.Model != "llama" {
 		t.Fatalf("Pick.Model = %q, want llama", pk.Model)
 	}
+}
+
+func TestLifecycle(t *testing.T) {
+	a := newFakeVLLM(t, "m")
+	before := goleak.IgnoreCurrent()
+	r, err := New(fastConfig(a.URL), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	scrapes := a.metricsHits.Load()
+	eventually(t, "background scrapes", func() bool { return a.metricsHits.Load() > scrapes+2 })
+	cancel() // cancelling Start's context stops the loops too
+	r.Stop()
+	r.Stop()
+	// Every goroutine the router started is gone (the fake server's connection goroutines
+	// end once Stop closed the idle connections).
+	goleak.VerifyNone(t, before)
+	if err := r.Start(t.Context()); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+	// Picks still work on a stopped router (the pool is just no longer refreshed).
+	pk, err := r.Pick(t.Context(), &Request{Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk.Done(Outcome{Status: 200})
 }
