@@ -49,7 +49,8 @@ type Backend struct {
 	inFlight       [len(classes)]int64
 	inFlightTokens int64
 
-	prio priorityState // detected scheduling policy, when cfg.PriorityScheduling is nil
+	prio       priorityState // detected scheduling policy, when cfg.PriorityScheduling is nil
+	prioProbes int           // detection probes sent
 
 	removed bool
 }

@@ -21,6 +21,7 @@ type fakeVLLM struct {
 	metricsStatus int
 	priority      string // "on", "off", or "" (404 on POST)
 	healthHits    atomic.Int64
+	completeHits  atomic.Int64
 	metricsHits   atomic.Int64
 	modelsHits    atomic.Int64
 }
@@ -48,6 +49,7 @@ func (f *fakeVLLM) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(f.metricsStatus)
 		fmt.Fprint(w, f.metrics)
 	case "/v1/completions":
+		f.completeHits.Add(1)
 		switch f.priority {
 		case "on":
 			fmt.Fprint(w, `{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"b"}]}`)

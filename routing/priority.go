@@ -18,9 +18,14 @@ import (
 //
 //	200                           → priority scheduling
 //	400 mentioning "priority"     → fcfs
-//	anything else / network error → unknown, asked again at the next model refresh
+//	anything else / network error → unknown, asked again at the next model refresh,
+//	                                  at most maxPriorityProbes times
 //
 // Until known, PriorityScheduling() is false, so nobody sends a non-zero priority there.
+
+// maxPriorityProbes bounds inconclusive probes (e.g. a pooling-only backend that has no
+// completions endpoint); after them the backend stays "unknown", treated as fcfs.
+const maxPriorityProbes = 3
 
 // priorityState is the detection result: unknown until probed.
 type priorityState uint8
@@ -34,7 +39,8 @@ const (
 // detectPriority probes b when its scheduling policy is neither configured nor known.
 func (r *Router) detectPriority(ctx context.Context, b *Backend) {
 	b.mu.Lock()
-	need := b.cfg.PriorityScheduling == nil && b.prio == priorityUnknown && b.healthy && !b.removed
+	need := b.cfg.PriorityScheduling == nil && b.prio == priorityUnknown && b.prioProbes < maxPriorityProbes &&
+		b.healthy && !b.removed
 	model := ""
 	for _, m := range b.fetched {
 		if !m.IsLoRA() {
@@ -42,10 +48,12 @@ func (r *Router) detectPriority(ctx context.Context, b *Backend) {
 			break
 		}
 	}
-	b.mu.Unlock()
 	if !need || model == "" {
+		b.mu.Unlock()
 		return
 	}
+	b.prioProbes++
+	b.mu.Unlock()
 	st, err := r.probePriority(ctx, b, model)
 	if err != nil {
 		r.log.LogAttrs(ctx, slogDebug, "priority scheduling detection inconclusive", attrBackend(b.id), errAttr(err))

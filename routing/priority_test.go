@@ -27,4 +27,14 @@ func TestPriorityDetection(t *testing.T) {
 	if st != priorityUnknown {
 		t.Errorf("an inconclusive probe set the state to %d", st)
 	}
+	// Detected backends are asked once; an inconclusive one at most maxPriorityProbes times
+	// over the following model refreshes (50ms apart here).
+	modelsBefore := unknown.modelsHits.Load()
+	eventually(t, "several model refreshes", func() bool { return unknown.modelsHits.Load() > modelsBefore+maxPriorityProbes+1 })
+	if got := unknown.completeHits.Load(); got != maxPriorityProbes {
+		t.Errorf("inconclusive backend probed %d times, want %d", got, maxPriorityProbes)
+	}
+	if got := on.completeHits.Load() + off.completeHits.Load() + forced.completeHits.Load(); got != 2 {
+		t.Errorf("conclusive and configured backends probed %d times in all, want 2", got)
+	}
 }
