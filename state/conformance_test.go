@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"maps"
+	"strconv"
 	"testing"
 	"time"
 
@@ -162,6 +163,27 @@ func runConformance(t *testing.T, tg target) {
 		eventually(t, 5*time.Second, "b to see a's record", func() bool {
 			return maps.Equal(b.Lookup(t.Context(), chain), want)
 		})
+	})
+
+	t.Run("PrefixDepthsSeenByAnotherReplica", func(t *testing.T) {
+		shared(t)
+		a, b := replica(t, "a").Prefix(), replica(t, "b").Prefix()
+		chain := hashes(t, 256)
+		want := map[string]int{}
+		for i, depth := range []int{256, 255, 200, 129, 128, 64, 33, 7, 2, 1} {
+			be := "b" + strconv.Itoa(i)
+			a.Record(be, chain[:depth])
+			if depth > 100 {
+				a.Record(be, chain[:depth/2]) // a later, shorter record must not cut the longer one
+			}
+			want[be] = depth
+		}
+		eventually(t, 5*time.Second, "b to see every backend's depth from redis alone", func() bool {
+			return maps.Equal(b.Lookup(t.Context(), chain), want)
+		})
+		if got := b.Lookup(t.Context(), chain[:100]); got["b0"] != 100 || got["b7"] != 7 || len(got) != 10 {
+			t.Fatalf("shorter query = %v, want every backend capped at 100", got)
+		}
 	})
 
 	t.Run("PrefixExpires", func(t *testing.T) {

@@ -61,7 +61,8 @@ func (s *Store) Prefix() *PrefixIndex { return s.prefix }
 // first block no remaining backend owns. Backends with no match are absent. It waits for
 // Redis at most Config.LookupBudget (and never past ctx); a late Redis answer still fills
 // the local cache for the next lookup. Answers merge Redis with the local cache, which
-// knows this replica's records before they reach Redis.
+// knows this replica's records before they reach Redis; a backend's count is the longer of
+// the two.
 func (p *PrefixIndex) Lookup(ctx context.Context, hashes []uint64) map[string]int {
 	if len(hashes) > MaxLookupBlocks {
 		hashes = hashes[:MaxLookupBlocks]
@@ -81,19 +82,13 @@ func (p *PrefixIndex) Lookup(ctx context.Context, hashes []uint64) map[string]in
 	timer := time.NewTimer(p.s.cfg.LookupBudget)
 	defer timer.Stop()
 	select {
-	case remote, ok := <-res:
-		local := p.cache.match(hashes, time.Now())
+	case merged, ok := <-res:
 		if !ok {
 			p.s.metrics.PrefixLookups.WithLabelValues("local").Inc()
-			return local
+			return p.cache.match(hashes, time.Now())
 		}
 		p.s.metrics.PrefixLookups.WithLabelValues("redis").Inc()
-		for b, n := range local {
-			if n > remote[b] {
-				remote[b] = n
-			}
-		}
-		return remote
+		return merged
 	case <-timer.C:
 	case <-ctx.Done():
 	}
@@ -124,18 +119,20 @@ func (p *PrefixIndex) startLookup(hashes []uint64, res chan<- map[string]int) bo
 		defer func() { <-p.lookups }()
 		ctx, cancel := context.WithTimeout(p.s.ctx, p.s.cfg.CommandTimeout)
 		defer cancel()
-		counts, err := p.lookupRedis(ctx, hashes)
+		merged, err := p.lookupRedis(ctx, hashes)
 		if err != nil {
 			p.s.health.observe(err)
 			close(res)
 			return
 		}
-		res <- counts
+		res <- merged
 	}()
 	return true
 }
 
-// lookupRedis runs the lookup script and caches what it returns.
+// lookupRedis runs the lookup script and merges its answer with the local cache (which
+// knows this replica's records before they reach Redis): per backend, the longer match.
+// What Redis knew beyond the cache goes into the cache.
 func (p *PrefixIndex) lookupRedis(ctx context.Context, hashes []uint64) (map[string]int, error) {
 	root := hashes[0]
 	keys := make([]string, len(hashes))
@@ -147,18 +144,18 @@ func (p *PrefixIndex) lookupRedis(ctx context.Context, hashes []uint64) (map[str
 		return nil, err
 	}
 	now := time.Now()
-	counts := make(map[string]int, len(vals)/3)
+	merged := p.cache.match(hashes, now)
 	for i := 0; i+2 < len(vals); i += 3 {
 		b, _ := vals[i].(string)
 		n, _ := vals[i+1].(int64)
 		ttl, _ := vals[i+2].(int64)
-		if b == "" || n <= 0 || int(n) > len(hashes) {
+		if b == "" || n <= int64(merged[b]) || n > int64(len(hashes)) {
 			continue
 		}
-		counts[b] = int(n)
+		merged[b] = int(n)
 		p.cache.put(root, hashes[:n], b, now.Add(time.Duration(ttl)*time.Millisecond))
 	}
-	return counts, nil
+	return merged, nil
 }
 
 // Record notes that backend now holds the blocks of hashes. It updates the local cache at
@@ -301,39 +298,62 @@ func noScript(cmds []redis.Cmder) bool {
 	return false
 }
 
-// prefixLookupSrc walks a chain of block keys and reports each backend's leading match.
+// prefixLookupSrc finds each backend's leading match along a chain of block keys.
 //
 // KEYS[i]  prefixKey(root, hash i): hash backend → deadline (Redis time, ms); all share {root}
-// Returns  flat list backend, matched blocks, remaining ms of its earliest matched block, …
-// A backend counts while it owns every block so far; the walk stops at the first block no
-// remaining backend owns, so cold chains cost one HGETALL.
+// Returns  flat list backend, matched blocks, remaining ms at its deepest block, …
+//
+// Ownership is downward closed: every record of block i also records blocks 0..i-1 with a
+// deadline at least as late (prefixRecordSrc never lowers one). So a backend's match is
+// the deepest block it owns, and "walk until nobody owns the block" is a binary search:
+// about log2(n) HGETALLs for the deepest block anyone owns, then log2(n) HGETs for each
+// backend that stops earlier, instead of n reads.
 const prefixLookupSrc = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local alive = nil
-local counts, ttls, order = {}, {}, {}
-for i, key in ipairs(KEYS) do
-  local all = redis.call('HGETALL', key)
-  local nxt, any = {}, false
+local n = #KEYS
+local function owners(i)
+  local all = redis.call('HGETALL', KEYS[i])
+  local o, any = {}, false
   for j = 1, #all, 2 do
-    local b, deadline = all[j], tonumber(all[j + 1])
-    if deadline and deadline > now and (alive == nil or alive[b]) then
-      nxt[b] = true
-      any = true
-      if counts[b] == nil then order[#order + 1] = b end
-      counts[b] = i
-      local left = deadline - now
-      if ttls[b] == nil or left < ttls[b] then ttls[b] = left end
-    end
+    local d = tonumber(all[j + 1])
+    if d and d > now then o[all[j]] = d; any = true end
   end
-  if not any then break end
-  alive = nxt
+  return o, any
+end
+local seen, deadline, absent, order = {}, {}, {}, {}
+local function saw(o, i)
+  for b, d in pairs(o) do
+    if seen[b] == nil then order[#order + 1] = b end
+    if seen[b] == nil or seen[b] < i then seen[b] = i; deadline[b] = d end
+  end
+end
+local function gone(o, i)
+  for b, _ in pairs(seen) do
+    if o[b] == nil and (absent[b] == nil or absent[b] > i) then absent[b] = i end
+  end
+end
+local o, any = owners(1)
+if not any then return {} end
+saw(o, 1)
+local lo, hi = 1, n
+while lo < hi do
+  local mid = math.floor((lo + hi + 1) / 2)
+  local om, anym = owners(mid)
+  gone(om, mid)
+  if anym then lo = mid; saw(om, mid) else hi = mid - 1 end
 end
 local out = {}
 for _, b in ipairs(order) do
+  local blo, bhi = seen[b], (absent[b] or (lo + 1)) - 1
+  while blo < bhi do
+    local mid = math.floor((blo + bhi + 1) / 2)
+    local d = tonumber(redis.call('HGET', KEYS[mid], b))
+    if d and d > now then blo = mid; deadline[b] = d else bhi = mid - 1 end
+  end
   out[#out + 1] = b
-  out[#out + 1] = counts[b]
-  out[#out + 1] = ttls[b]
+  out[#out + 1] = blo
+  out[#out + 1] = deadline[b] - now
 end
 return out
 `
@@ -343,15 +363,20 @@ return out
 // KEYS[i]  prefixKey(root, hash i), all sharing {root}
 // ARGV[1]  backend id
 // ARGV[2]  lifetime in ms
-// Each block's field for the backend gets deadline Redis time + lifetime; the key lives at
-// least that long. Hashes holding more than 4 backends drop expired fields while at it.
+// Each block's field for the backend gets deadline Redis time + lifetime unless it already
+// has a later one (so deadlines never decrease along a chain, which prefixLookupSrc relies
+// on); the key lives at least that long. Hashes holding more than 4 backends drop expired
+// fields while at it.
 const prefixRecordSrc = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 local deadline = now + ttl
 for _, key in ipairs(KEYS) do
-  redis.call('HSET', key, ARGV[1], deadline)
+  local cur = tonumber(redis.call('HGET', key, ARGV[1]))
+  if cur == nil or cur < deadline then
+    redis.call('HSET', key, ARGV[1], deadline)
+  end
   if redis.call('PTTL', key) < ttl then
     redis.call('PEXPIRE', key, ttl)
   end

@@ -2,6 +2,7 @@ package state
 
 import (
 	"container/list"
+	"slices"
 	"sync"
 	"time"
 )
@@ -96,24 +97,25 @@ func (c *ownerCache) match(hashes []uint64, now time.Time) map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	counts := map[string]int{}
-	var alive map[string]bool
+	// Few backends own any one block: small slices beat a map per block.
+	var alive, next []string
 	for i, h := range hashes {
 		el, ok := c.entries[h]
 		if !ok {
 			break
 		}
 		c.lru.MoveToFront(el)
-		next := map[string]bool{}
+		next = next[:0]
 		for _, o := range el.Value.(*blockEntry).owners {
-			if o.until.After(now) && (alive == nil || alive[o.backend]) {
-				next[o.backend] = true
+			if o.until.After(now) && (i == 0 || slices.Contains(alive, o.backend)) {
+				next = append(next, o.backend)
 				counts[o.backend] = i + 1
 			}
 		}
 		if len(next) == 0 {
 			break
 		}
-		alive = next
+		alive, next = next, alive
 	}
 	return counts
 }

@@ -40,7 +40,8 @@ func TestOpenConnectsLazilyAndReportsHealth(t *testing.T) {
 	if strings.Contains(logs.String(), "s3cr3t-pw") {
 		t.Fatalf("password in logs:\n%s", logs.String())
 	}
-	if !strings.Contains(logs.String(), "redis connected") {
+	// On a loaded machine the first probe may time out; then the reconnect line shows.
+	if !strings.Contains(logs.String(), "redis connected") && !strings.Contains(logs.String(), "redis reachable again") {
 		t.Fatalf("no connect log:\n%s", logs.String())
 	}
 }
