@@ -24,6 +24,7 @@ type bodyWatch struct {
 	// SSE only.
 	buf    []byte // read from src, not yet handed on
 	ready  int    // leading bytes of buf that end on an event boundary
+	scan   sseScanner
 	srcErr error  // the error src returned (io.EOF: clean end)
 	tail   []byte // what the client gets after a cut
 }
@@ -62,6 +63,7 @@ func (b *bodyWatch) readSSE(p []byte) (int, error) {
 			n := copy(p, b.buf[:b.ready])
 			b.buf = b.buf[:copy(b.buf, b.buf[n:])]
 			b.ready -= n
+			b.scan.consumed(n)
 			return n, nil
 		}
 		if len(b.tail) > 0 {
@@ -94,7 +96,9 @@ func (b *bodyWatch) fill() {
 	b.buf = b.buf[:len(b.buf)+n]
 	b.saw(n, err)
 	if n > 0 {
-		b.ready = lastEventEnd(b.buf)
+		if end := b.scan.scan(b.buf); end > 0 {
+			b.ready = end
+		}
 		if b.ready == 0 && len(b.buf) >= sseMaxPending {
 			b.ready = len(b.buf)
 		}
@@ -150,28 +154,44 @@ func streamErrorTail(err error) []byte {
 	return out
 }
 
-// lastEventEnd returns the offset just past the last blank line in b (the SSE event
-// terminator: two line endings in a row, each "\r\n", "\n" or "\r"), or 0 if there is
-// none. b starts right after an event boundary, so the scan starts outside any line ending.
-func lastEventEnd(b []byte) int {
+// sseScanner finds event boundaries (blank lines: two line endings in a row, each
+// "\r\n", "\n" or "\r") incrementally, so a long event arriving in many small reads is
+// scanned once. It starts outside any line ending, as a stream and each event do.
+type sseScanner struct {
+	pos int  // bytes of the buffer already scanned
+	eol bool // the last byte scanned ended a line
+	cr  bool // that line ended with "\r": a following "\n" belongs to it
+}
+
+// scan scans b[s.pos:] and returns the offset just past the last boundary found in it, or 0.
+func (s *sseScanner) scan(b []byte) int {
 	end := 0
-	prevEOL := false
-	for i := 0; i < len(b); {
-		c := b[i]
-		if c != '\r' && c != '\n' {
-			prevEOL = false
-			i++
-			continue
+	for i := s.pos; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\n' && s.cr: // the LF of a CRLF whose CR was already counted
+			s.cr = false
+			if end == i {
+				end = i + 1
+			}
+		case c == '\r' || c == '\n':
+			s.cr = c == '\r'
+			if s.eol {
+				end = i + 1
+			}
+			s.eol = true
+		default:
+			s.eol, s.cr = false, false
 		}
-		j := i + 1
-		if c == '\r' && j < len(b) && b[j] == '\n' {
-			j++
-		}
-		if prevEOL {
-			end = j
-		}
-		prevEOL = true
-		i = j
 	}
+	s.pos = len(b)
 	return end
+}
+
+// consumed tells the scanner the first n bytes left the buffer.
+func (s *sseScanner) consumed(n int) { s.pos -= n }
+
+// lastEventEnd is the offset just past the last event boundary in b, or 0.
+func lastEventEnd(b []byte) int {
+	var s sseScanner
+	return s.scan(b)
 }

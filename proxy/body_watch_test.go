@@ -71,11 +71,10 @@ func TestBodyWatchSSEWholeEvents(t *testing.T) {
 	buf := make([]byte, 64)
 	for {
 		n, err := w.Read(buf)
-		chunk := string(buf[:n])
-		if n > 0 && lastEventEnd([]byte(chunk)) != n {
-			t.Errorf("chunk %q does not end on an event boundary", chunk)
+		got.WriteString(string(buf[:n]))
+		if n > 0 && !endsOnBoundary([]byte(got.String())) {
+			t.Errorf("the stream so far, %q, does not end on an event boundary", got.String())
 		}
-		got.WriteString(chunk)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -152,4 +151,83 @@ func TestBodyWatchLongEventBounded(t *testing.T) {
 	if cap(w.buf) > 2*sseMaxPending+sseInitialBuf {
 		t.Fatalf("buffer grew to %d", cap(w.buf))
 	}
+}
+
+// FuzzBodyWatchSSE: whatever the backend sends and however its reads split it, the client
+// gets exactly those bytes, and every piece handed on but the last ends on an event
+// boundary (or is an oversized run without one).
+func FuzzBodyWatchSSE(f *testing.F) {
+	f.Add([]byte("data: {\"a\":1}\n\ndata: [DONE]\n\n"), uint8(3))
+	f.Add([]byte("data:x\r\n\r\ndata:y\r\r: c\n\n"), uint8(1))
+	f.Add([]byte("\n\n\n\r\n\r"), uint8(2))
+	f.Add([]byte("data: no end"), uint8(7))
+	f.Fuzz(func(t *testing.T, stream []byte, step uint8) {
+		src := &stepReader{b: stream, step: int(step%16) + 1}
+		w, _ := watchFor(t, true, src)
+		var got []byte
+		buf := make([]byte, 1<<10)
+		var pieces [][]byte
+		for {
+			n, err := w.Read(buf)
+			if n > 0 {
+				pieces = append(pieces, append([]byte(nil), buf[:n]...))
+				got = append(got, buf[:n]...)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != string(stream) {
+			t.Fatalf("got %q, want %q", got, stream)
+		}
+		// Pieces are handed on up to the last boundary of what was buffered, so the stream
+		// up to any piece's end ends on a boundary, except after the last piece and where
+		// a piece filled the reader's whole buffer.
+		var sofar []byte
+		for i, p := range pieces[:max(len(pieces)-1, 0)] {
+			sofar = append(sofar, p...)
+			if !endsOnBoundary(sofar) && len(p) < len(buf) {
+				t.Fatalf("piece %d (%q) does not end on an event boundary", i, p)
+			}
+		}
+	})
+}
+
+// stepReader returns at most step bytes per Read.
+type stepReader struct {
+	b    []byte
+	step int
+}
+
+func (s *stepReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), s.step)], s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// endsOnBoundary is a reference check, independent of sseScanner: b ends with two line
+// endings ("\r\n", "\n" or "\r"), read backwards.
+func endsOnBoundary(b []byte) bool {
+	n, i := 0, len(b)
+	for n < 2 && i > 0 {
+		switch b[i-1] {
+		case '\n':
+			i--
+			if i > 0 && b[i-1] == '\r' {
+				i--
+			}
+		case '\r':
+			i--
+		default:
+			return false
+		}
+		n++
+	}
+	return n == 2
 }

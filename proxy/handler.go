@@ -174,9 +174,11 @@ func (h *Handler) finish(x *exchange, res *result) {
 
 // readBody reads the whole request body, at most limit bytes.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	tooLarge := &clientError{kind: ErrBodyTooLarge, msg: fmt.Sprintf("the request body exceeds %d bytes", limit)}
+	tooLarge := func() error {
+		return &clientError{kind: ErrBodyTooLarge, msg: fmt.Sprintf("the request body exceeds %d bytes", limit)}
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	size := 512
 	if r.ContentLength > 0 {
@@ -194,7 +196,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			return buf, nil
 		}
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 		if err != nil {
 			if r.Context().Err() != nil {
