@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +16,10 @@ type Backend struct {
 	id  string
 	url *url.URL
 	m   *backendMetrics
+
+	// One scrape and one probe at a time per backend (the loops skip a busy backend).
+	scraping atomic.Bool
+	probing  atomic.Bool
 
 	mu  sync.Mutex
 	cfg BackendConfig

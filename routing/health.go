@@ -70,18 +70,28 @@ func (r *Router) healthTick() time.Duration {
 	return max(10*time.Millisecond, min(r.cfg.HealthCheckInterval, r.cfg.EjectBackoffBase)/4)
 }
 
-// healthAll probes every backend whose probe is due.
-func (r *Router) healthAll(ctx context.Context) {
+// probeDue starts a probe (on wg) of every backend whose probe is due and that has none in
+// progress, and returns without waiting: a hanging backend delays nobody else's probes.
+func (r *Router) probeDue(ctx context.Context, wg *sync.WaitGroup) {
 	now := r.now()
-	var wg sync.WaitGroup
 	for _, b := range r.pool.Load().backends {
 		b.mu.Lock()
 		due := !now.Before(b.nextProbe)
 		b.mu.Unlock()
-		if due {
-			wg.Go(func() { r.probe(ctx, b) })
+		if !due || !b.probing.CompareAndSwap(false, true) {
+			continue
 		}
+		wg.Go(func() {
+			defer b.probing.Store(false)
+			r.probe(ctx, b)
+		})
 	}
+}
+
+// healthAll probes every due backend and waits for the probes (tests drive it by hand).
+func (r *Router) healthAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	r.probeDue(ctx, &wg)
 	wg.Wait()
 }
 

@@ -15,11 +15,19 @@ func TestPriorityDetection(t *testing.T) {
 	cfg.Backends = append(cfg.Backends, BackendConfig{URL: forced.URL, PriorityScheduling: &yes})
 	r, _ := startRouter(t, cfg)
 	want := map[string]bool{on.URL: true, off.URL: false, unknown.URL: false, forced.URL: true}
+	// Detection runs in the background after Start.
+	eventually(t, "priority detected", func() bool { return r.Backends()[0].PriorityScheduling() })
 	for _, b := range r.Backends() {
 		if got := b.PriorityScheduling(); got != want[b.ID()] {
 			t.Errorf("%s: PriorityScheduling() = %v, want %v", b.ID(), got, want[b.ID()])
 		}
 	}
+	state := func(b *Backend) priorityState {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.prio
+	}
+	eventually(t, "fcfs detected on the 400 backend", func() bool { return state(r.Backends()[1]) == priorityOff })
 	b := r.Backends()[2]
 	b.mu.Lock()
 	st := b.prio

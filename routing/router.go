@@ -168,7 +168,11 @@ func (r *Router) Update(backends []BackendConfig) error {
 	r.life.Lock()
 	defer r.life.Unlock()
 	if r.started && !r.stopped && len(added) > 0 {
-		r.wg.Go(func() { r.refreshBackends(r.runCtx, added) })
+		ctx := r.runCtx
+		r.wg.Go(func() {
+			r.refreshBackends(ctx, added)
+			r.detectAll(ctx, added)
+		})
 	}
 	return nil
 }
@@ -215,8 +219,8 @@ func buildPool(list []*Backend) *pool {
 // and never calls a backend. The caller owns the returned slice.
 func (r *Router) Models() []Model { return slices.Clone(r.pool.Load().models) }
 
-// Start runs one discovery, health and scrape round for every backend (bounded by the
-// probe and scrape timeouts), then starts the background loops, which run until Stop or
+// Start runs one discovery, health and scrape round for every backend, concurrently
+// (bounded by the probe and scrape timeouts), then starts the background loops, which run until Stop or
 // until ctx is cancelled. Start may be called once, and not after Stop.
 func (r *Router) Start(ctx context.Context) error {
 	r.life.Lock()
@@ -230,13 +234,15 @@ func (r *Router) Start(ctx context.Context) error {
 	r.life.Unlock()
 	stop := context.AfterFunc(ctx, r.cancel)
 
-	r.refreshBackends(ctx, r.pool.Load().backends)
+	bs := r.pool.Load().backends
+	r.refreshBackends(ctx, bs)
+	r.wg.Go(func() { r.detectAll(runCtx, bs) })
 	r.wg.Go(func() {
 		defer stop()
-		r.loop(runCtx, r.cfg.ScrapeInterval, r.scrapeAll)
+		r.loop(runCtx, r.cfg.ScrapeInterval, func(ctx context.Context) { r.scrapeDue(ctx, &r.wg) })
 	})
 	r.wg.Go(func() { r.loop(runCtx, r.cfg.ModelsRefreshInterval, r.discoverAll) })
-	r.wg.Go(func() { r.loop(runCtx, r.healthTick(), r.healthAll) })
+	r.wg.Go(func() { r.loop(runCtx, r.healthTick(), func(ctx context.Context) { r.probeDue(ctx, &r.wg) }) })
 	return nil
 }
 
@@ -267,7 +273,9 @@ func (r *Router) loop(ctx context.Context, every time.Duration, fn func(context.
 	}
 }
 
-// refreshBackends runs discovery, a health probe and a scrape for each backend now.
+// refreshBackends reads each backend's models, probes its health and scrapes it, all at
+// once, and waits: the bound is the longest of ProbeTimeout and ScrapeTimeout, whatever
+// the number of backends. Priority detection (another probe) is left to the caller.
 func (r *Router) refreshBackends(ctx context.Context, bs []*Backend) {
 	var wg sync.WaitGroup
 	changed := atomic.Bool{}
@@ -276,15 +284,23 @@ func (r *Router) refreshBackends(ctx context.Context, bs []*Backend) {
 			if r.refreshModels(ctx, b) {
 				changed.Store(true)
 			}
-			r.probe(ctx, b)
-			r.scrapeOne(ctx, b)
-			r.detectPriority(ctx, b)
 		})
+		wg.Go(func() { r.probe(ctx, b) })
+		wg.Go(func() { r.scrapeOne(ctx, b) })
 	}
 	wg.Wait()
 	if changed.Load() {
 		r.rebuild()
 	}
+}
+
+// detectAll runs priority detection for the backends, concurrently, and waits.
+func (r *Router) detectAll(ctx context.Context, bs []*Backend) {
+	var wg sync.WaitGroup
+	for _, b := range bs {
+		wg.Go(func() { r.detectPriority(ctx, b) })
+	}
+	wg.Wait()
 }
 
 // discoverAll refreshes every backend's model list and rebuilds the pool on change.

@@ -19,13 +19,19 @@ type sharedScrape struct {
 	Metrics EngineMetrics `json:"metrics"`
 }
 
-// scrapeAll scrapes every backend concurrently; each scrape is bounded by ScrapeTimeout.
-func (r *Router) scrapeAll(ctx context.Context) {
-	var wg sync.WaitGroup
+// scrapeDue starts a scrape (on wg) of every backend that has none in progress, and returns
+// without waiting: a hanging backend delays nobody else's scrapes. Each scrape is bounded
+// by ScrapeTimeout.
+func (r *Router) scrapeDue(ctx context.Context, wg *sync.WaitGroup) {
 	for _, b := range r.pool.Load().backends {
-		wg.Go(func() { r.scrapeOne(ctx, b) })
+		if !b.scraping.CompareAndSwap(false, true) {
+			continue
+		}
+		wg.Go(func() {
+			defer b.scraping.Store(false)
+			r.scrapeOne(ctx, b)
+		})
 	}
-	wg.Wait()
 }
 
 // scrapeOne refreshes one backend's metrics: scraped here when this replica holds the claim,

@@ -3,6 +3,8 @@ package routing
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -257,5 +259,34 @@ func TestScrapeCoordinatorSharesOneScrape(t *testing.T) {
 	}
 	if s := statsOf(t, r2, f.URL); !s.MetricsStale {
 		t.Fatalf("replica 2 not stale after 3 intervals without a fresh shared scrape: %+v", s)
+	}
+}
+
+// TestHangingBackendDelaysNobody: a backend whose /metrics and /health never answer does not
+// slow the scrapes of the others (each backend is scraped on its own schedule).
+func TestHangingBackendDelaysNobody(t *testing.T) {
+	good := newFakeVLLM(t, "m")
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until the router gives up
+	}))
+	t.Cleanup(hang.Close)
+	cfg := fastConfig(good.URL, hang.URL)
+	cfg.ScrapeTimeout = 1500 * time.Millisecond
+	cfg.ProbeTimeout = 1500 * time.Millisecond
+	cfg.Backends[1].Models = []string{"m"}
+	start := time.Now()
+	r, _ := startRouter(t, cfg) // Start's first round waits for the hanging backend once
+	startup := time.Since(start)
+	if limit := 2 * cfg.ProbeTimeout; startup > limit {
+		t.Fatalf("Start took %s with one hanging backend, want under %s (models, health and scrape run at once)", startup, limit)
+	}
+	before := good.metricsHits.Load()
+	begin := time.Now()
+	eventually(t, "ten scrapes of the good backend", func() bool { return good.metricsHits.Load() >= before+10 })
+	if took := time.Since(begin); took >= cfg.ScrapeTimeout {
+		t.Fatalf("10 scrapes at a 20ms interval took %s (startup %s): the hanging backend held them up", took, startup)
+	}
+	if s := statsOf(t, r, good.URL); s.MetricsStale {
+		t.Fatalf("good backend stale: %+v", s)
 	}
 }

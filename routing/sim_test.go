@@ -61,7 +61,8 @@ func TestWithSimulators(t *testing.T) {
 	if fmt.Sprint(ids) != "[llama sql opt]" {
 		t.Fatalf("models = %v, want [llama sql opt]", ids)
 	}
-	if !r.Backends()[0].PriorityScheduling() || r.Backends()[1].PriorityScheduling() {
+	eventually(t, "priority detected on v1", r.Backends()[0].PriorityScheduling)
+	if r.Backends()[1].PriorityScheduling() {
 		t.Fatalf("priority detection: v1 %v (want true), v0 %v (want false)",
 			r.Backends()[0].PriorityScheduling(), r.Backends()[1].PriorityScheduling())
 	}

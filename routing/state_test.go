@@ -21,6 +21,7 @@ func openState(t *testing.T, redisURL, replica string) *state.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	eventually(t, "state connected to redis", st.Connected)
 	return st
 }
 
