@@ -2,6 +2,7 @@ package batch
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -56,7 +57,7 @@ func (a *API) createFile(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			fail(uploadError(err))
+			fail(uploadError(fmt.Errorf("%w: %w", errUploadRead, err)))
 			return
 		}
 		if n >= maxParts {
@@ -80,7 +81,7 @@ func (a *API) createFile(w http.ResponseWriter, r *http.Request) {
 				fail(badRequest("", "Invalid file format for Batch API. Must be .jsonl"))
 				return
 			}
-			size, err = a.blobs.Put(ctx, id, &utf8Reader{r: part}, a.cfg.MaxFileBytes)
+			size, err = a.blobs.Put(ctx, id, &utf8Reader{r: partReader{part}}, a.cfg.MaxFileBytes)
 			if err != nil {
 				fail(uploadError(err))
 				return
@@ -105,7 +106,7 @@ func (a *API) createFile(w http.ResponseWriter, r *http.Request) {
 				seconds = v
 			}
 		default:
-			if _, err := io.Copy(io.Discard, part); err != nil { // unknown fields are ignored
+			if _, err := io.Copy(io.Discard, partReader{part}); err != nil { // unknown fields are ignored
 				fail(uploadError(err))
 				return
 			}
@@ -143,6 +144,21 @@ func (a *API) createFile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toFileObject(rec))
 }
 
+// errUploadRead marks a failure reading the client's body (as opposed to storing it).
+var errUploadRead = errors.New("reading the upload")
+
+// partReader tags the client-side read errors of a part, so they map to 400 (or 413)
+// while storage errors stay 5xx.
+type partReader struct{ r io.Reader }
+
+func (p partReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err != nil && err != io.EOF { //nolint:errorlint // io.EOF is never wrapped by a Reader
+		err = fmt.Errorf("%w: %w", errUploadRead, err)
+	}
+	return n, err
+}
+
 // uploadError classifies a failure while reading the upload.
 func uploadError(err error) error {
 	var mbe *http.MaxBytesError
@@ -151,16 +167,15 @@ func uploadError(err error) error {
 		return err // 413
 	case errors.Is(err, errNotUTF8):
 		return badRequest("file", "The file is not valid UTF-8.")
-	case errors.Is(err, multipart.ErrMessageTooLarge), errors.Is(err, io.ErrUnexpectedEOF),
-		strings.Contains(err.Error(), "multipart"):
+	case errors.Is(err, errUploadRead):
 		return badRequest("", "Malformed multipart body.")
 	default:
-		return err
+		return fmt.Errorf("storing upload: %w", err)
 	}
 }
 
 func readField(p *multipart.Part) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
+	b, err := io.ReadAll(io.LimitReader(partReader{p}, maxFieldBytes+1))
 	if err != nil {
 		return "", uploadError(err)
 	}

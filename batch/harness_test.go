@@ -279,3 +279,5 @@ func statetestRedis(t *testing.T, opts ...statetest.Options) *statetest.Redis {
 	t.Helper()
 	return statetest.StartRedis(t, opts...)
 }
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -113,7 +113,7 @@ func (b *BlobRedis) Put(ctx context.Context, id string, r io.Reader, limit int64
 		}
 	}
 	for {
-		n, err := io.ReadFull(r, buf)
+		n, err := blobFill(r, buf)
 		if n > 0 {
 			size += int64(n)
 			if limit >= 0 && size > limit {
@@ -127,7 +127,7 @@ func (b *BlobRedis) Put(ctx context.Context, id string, r io.Reader, limit int64
 				return size, fmt.Errorf("writing chunk %d of blob %s: %w", len(keys)-1, id, serr)
 			}
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if err == io.EOF { //nolint:errorlint // io.EOF is never wrapped by a Reader
 			break
 		}
 		if err != nil {
@@ -250,6 +250,20 @@ func (r *blobRedisReader) Read(p []byte) (int, error) {
 }
 
 func (r *blobRedisReader) Close() error { r.buf = nil; return nil }
+
+// blobFill reads into buf until it is full or r ends. Unlike io.ReadFull it keeps the
+// source's own errors (a truncated upload's io.ErrUnexpectedEOF is an error, not an end).
+func blobFill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
 
 func blobNewGen() string {
 	var b [8]byte
