@@ -68,6 +68,7 @@ func newTransport(cfg Config) *http.Transport {
 			Timeout:   cfg.DialTimeout,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
+		TLSHandshakeTimeout: cfg.DialTimeout,
 		MaxIdleConns:        0, // no global cap; MaxIdleConnsPerHost bounds each backend
 		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:     cfg.IdleConnTimeout,

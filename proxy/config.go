@@ -23,7 +23,8 @@ type Config struct {
 	// RequestTimeout bounds a whole request: every attempt, the back-off between them,
 	// and the streaming of the response. Default 10m.
 	RequestTimeout time.Duration
-	// DialTimeout bounds connecting to a backend. Default 2s.
+	// DialTimeout bounds connecting to a backend, and separately its TLS handshake for
+	// https backends. Default 2s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a backend's response headers in one
 	// attempt of a non-streaming request; when it expires the request is retried on

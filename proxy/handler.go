@@ -1,7 +1,3 @@
-// Package proxy is vllm-proxy's OpenAI-compatible http.Handler: it reads each request's
-// body once (bounded), routes it by model through routing.Router, forwards it with one
-// shared httputil.ReverseProxy, retries on another backend while nothing has reached the
-// client, streams SSE event by event, and maps every failure to an OpenAI-shaped error.
 package proxy
 
 import (
