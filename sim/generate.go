@@ -199,7 +199,10 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, kind apiKind) 
 	if !s.cfg.Instant {
 		for _, q := range j.seqs {
 			if err := s.waitDone(r.Context(), q); err != nil {
-				return // client gone or server closing: nobody to answer
+				if errors.Is(err, ErrClosed) {
+					abortResponse()
+				}
+				return // the client went away: nobody to answer
 			}
 		}
 	}
@@ -247,6 +250,7 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request) bool {
 		select {
 		case <-r.Context().Done():
 		case <-s.ctx.Done():
+			abortResponse()
 		}
 		return true
 	}
@@ -294,3 +298,8 @@ func (j *job) appendUsage(dst []byte) []byte {
 	p, c, cached := j.usage()
 	return appendUsage(dst, p, c, cached)
 }
+
+// abortResponse ends the handler by cutting the connection instead of answering, the
+// way a vLLM process that dies mid-request looks to its client. net/http recovers this
+// panic without logging.
+func abortResponse() { panic(http.ErrAbortHandler) }

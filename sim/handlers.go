@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -196,6 +197,9 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, q := range j.seqs {
 			if err := s.waitDone(r.Context(), q); err != nil {
+				if errors.Is(err, ErrClosed) {
+					abortResponse()
+				}
 				return
 			}
 		}

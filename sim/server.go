@@ -168,10 +168,10 @@ func (s *Server) Close() {
 		s.hmu.Lock()
 		s.closed = true
 		s.hmu.Unlock()
-		s.cancel()
 		if s.srv != nil {
 			_ = s.srv.Close() // errors only report listeners already closed
 		}
+		s.cancel()
 		s.wg.Wait()
 		s.handlers.Wait()
 	})

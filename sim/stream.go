@@ -77,7 +77,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j *job) {
 			case <-r.Context().Done():
 				return
 			case <-s.ctx.Done():
-				return
+				abortResponse()
 			}
 		}
 	}
