@@ -249,6 +249,24 @@ func runConformance(t *testing.T, tg target) {
 		})
 	})
 
+	t.Run("ScrapeLeaseHandedOverOnClose", func(t *testing.T) {
+		shared(t)
+		a, b := replica(t, "a"), replica(t, "b")
+		be, ctx := bn(t, "b1"), t.Context()
+		if mine, err := a.Scrapes().Claim(ctx, be, time.Minute); err != nil || !mine {
+			t.Fatalf("a.Claim = %v, %v; want true", mine, err)
+		}
+		if mine, _ := b.Scrapes().Claim(ctx, be, time.Minute); mine {
+			t.Fatal("b got a lease a holds")
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if mine, err := b.Scrapes().Claim(ctx, be, time.Minute); err != nil || !mine {
+			t.Fatalf("b.Claim right after a closed = %v, %v; want true (a released its one-minute lease)", mine, err)
+		}
+	})
+
 	t.Run("ScrapeOneHolderAcrossReplicas", func(t *testing.T) {
 		shared(t)
 		a, b := replica(t, "a").Scrapes(), replica(t, "b").Scrapes()

@@ -24,8 +24,9 @@ var ErrUnavailable = errors.New("redis unavailable")
 type ScrapeLeases struct {
 	s *Store
 
-	mu   sync.Mutex // memory twin only
-	data map[string]scrapeData
+	mu   sync.Mutex
+	data map[string]scrapeData // memory twin only
+	held map[string]bool       // backends whose lease this replica last got
 }
 
 type scrapeData struct {
@@ -34,7 +35,7 @@ type scrapeData struct {
 }
 
 func newScrapeLeases(s *Store) *ScrapeLeases {
-	return &ScrapeLeases{s: s, data: map[string]scrapeData{}}
+	return &ScrapeLeases{s: s, data: map[string]scrapeData{}, held: map[string]bool{}}
 }
 
 // Scrapes returns the store's scrape coordinator.
@@ -63,6 +64,13 @@ func (l *ScrapeLeases) Claim(ctx context.Context, backend string, ttl time.Durat
 		l.s.metrics.ScrapeClaims.WithLabelValues("local").Inc()
 		return true, fmt.Errorf("claiming the scrape of %s: %w", backend, err)
 	}
+	l.mu.Lock()
+	if ok {
+		l.held[backend] = true
+	} else {
+		delete(l.held, backend)
+	}
+	l.mu.Unlock()
 	if ok {
 		l.s.metrics.ScrapeClaims.WithLabelValues("mine").Inc()
 	} else {
@@ -122,7 +130,30 @@ func (l *ScrapeLeases) Latest(ctx context.Context, backend string) ([]byte, erro
 func (l *ScrapeLeases) Forget(backend string) {
 	l.mu.Lock()
 	delete(l.data, backend)
+	delete(l.held, backend)
 	l.mu.Unlock()
+}
+
+// release gives up every lease this replica holds, so another replica takes over the
+// scraping at its next Claim instead of after the lease runs out. Called by Store.Close.
+func (l *ScrapeLeases) release(ctx context.Context) {
+	l.mu.Lock()
+	backends := make([]string, 0, len(l.held))
+	for b := range l.held {
+		backends = append(backends, b)
+	}
+	clear(l.held)
+	l.mu.Unlock()
+	if l.s.rdb == nil || len(backends) == 0 || !l.s.Connected() {
+		return
+	}
+	pipe := l.s.rdb.Pipeline()
+	for _, b := range backends {
+		l.s.scripts.scrapeRelease.EvalSha(ctx, pipe, []string{scrapeLeaseKey(b)}, l.s.cfg.ReplicaID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		l.s.log.DebugContext(ctx, "releasing scrape leases failed", "error", err)
+	}
 }
 
 // scrapeClaimSrc takes or renews the scrape lease of one backend.
@@ -140,6 +171,18 @@ end
 if not cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
+end
+return 0
+`
+
+// scrapeReleaseSrc gives up the scrape lease of one backend if the caller holds it.
+//
+// KEYS[1]  scrapeLeaseKey(backend)
+// ARGV[1]  replica id
+// Returns  1 when the lease was the caller's and is gone, else 0.
+const scrapeReleaseSrc = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 `

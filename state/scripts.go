@@ -5,10 +5,11 @@ import "github.com/redis/go-redis/v9"
 // scripts holds the Lua scripts of one Store. Each multi-key invariant is one script;
 // its KEYS/ARGV contract is documented next to its source.
 type scripts struct {
-	inflightSync *redis.Script
-	prefixLookup *redis.Script
-	prefixRecord *redis.Script
-	scrapeClaim  *redis.Script
+	inflightSync  *redis.Script
+	prefixLookup  *redis.Script
+	prefixRecord  *redis.Script
+	scrapeClaim   *redis.Script
+	scrapeRelease *redis.Script
 
 	byName map[string]*redis.Script
 	srcs   map[string]string // name → source
@@ -20,6 +21,7 @@ func newScripts() *scripts {
 	sc.prefixLookup = sc.add("prefix_lookup", prefixLookupSrc)
 	sc.prefixRecord = sc.add("prefix_record", prefixRecordSrc)
 	sc.scrapeClaim = sc.add("scrape_claim", scrapeClaimSrc)
+	sc.scrapeRelease = sc.add("scrape_release", scrapeReleaseSrc)
 	return sc
 }
 

@@ -89,14 +89,18 @@ func (s *Store) start(fn func(ctx context.Context)) {
 	}()
 }
 
-// Close stops the background loops, waits for them, withdraws this replica's shares where
-// Redis is reachable, and closes the connection. It is idempotent.
+// Close stops the background loops, waits for them, withdraws this replica's in-flight
+// share and scrape leases where Redis is reachable, and closes the connection. It is
+// idempotent.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()
 		if s.rdb != nil {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.CommandTimeout)
+			s.scrapes.release(ctx)
+			cancel()
 			if cerr := s.rdb.Close(); cerr != nil {
 				err = fmt.Errorf("closing redis client: %w", cerr)
 			}
