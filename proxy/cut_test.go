@@ -56,6 +56,7 @@ func TestPlainBodyCutAbortsClient(t *testing.T) {
 			if other.hits.Load() > 1 {
 				t.Fatalf("a cut after the headers was retried")
 			}
+			e.requireIdle(t)
 		})
 	}
 }
@@ -72,6 +73,7 @@ func TestStreamPastRequestTimeout(t *testing.T) {
 	if strings.Count(body, "data: ") < 3 {
 		t.Fatalf("too few events before the timeout: %q", body)
 	}
+	e.requireIdle(t)
 }
 
 // deadAddr returns a loopback URL nothing listens on.

@@ -81,6 +81,7 @@ func TestDispatch(t *testing.T) {
 			}
 		}
 	})
+	t.Run("every pick was done", func(t *testing.T) { e.requireIdle(t) })
 	t.Run("cancelled context", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()

@@ -52,6 +52,7 @@ func TestKillOneOfThreeUnderLoad(t *testing.T) {
 	if n := bad.Load(); n != 0 {
 		t.Fatalf("%d of %d requests failed; first: %v", n, done.Load(), firstBad.Load())
 	}
+	e.requireIdle(t)
 	var retries float64
 	for _, reason := range []string{"connect", "transport"} {
 		retries += e.counter(t, e.h.metrics.retries, taps[0].URL, reason)
@@ -83,6 +84,7 @@ func TestHangingBackendRequestTimeout(t *testing.T) {
 	if f := e.router.Health().Backends[0].ConsecutiveFailures; f != 1 {
 		t.Fatalf("consecutive failures = %d, want 1 (a timeout counts against the backend)", f)
 	}
+	e.requireIdle(t)
 }
 
 // TestHangingBackendRetriedOnHeaderTimeout: with a per-attempt header timeout, requests
@@ -126,6 +128,7 @@ func TestRetryOn503PicksAnotherBackend(t *testing.T) {
 	if r := e.counter(t, e.h.metrics.retries, busy.URL, "status_503"); r != float64(hits) {
 		t.Fatalf("retries_total{status_503} = %v, want %d", r, hits)
 	}
+	e.requireIdle(t)
 }
 
 // TestAll503ReturnsGeneric503: when every backend answers 503, the client gets the
@@ -173,6 +176,8 @@ func TestRetryOn429WhenAnotherHasRoom(t *testing.T) {
 	if _, typ, _ := apiErr(t, body); typ != "RateLimitError" {
 		t.Fatalf("type %s", typ)
 	}
+	e.requireIdle(t)
+	alone.requireIdle(t)
 }
 
 // TestClient4xxNotRetriedNorCounted: a backend's 4xx goes to the client as is, once, and

@@ -235,3 +235,17 @@ const streamBody = `{"model":"m","messages":[{"role":"user","content":"hello"}],
 func testCounter(c *prometheus.CounterVec, labels ...string) float64 {
 	return testutil.ToFloat64(c.WithLabelValues(labels...))
 }
+
+// requireIdle waits until routing counts no request in flight on any backend: every Pick
+// was Done, whatever way its attempt ended.
+func (e *env) requireIdle(t *testing.T) {
+	t.Helper()
+	eventually(t, 5*time.Second, "no requests in flight in routing", func() bool {
+		for _, s := range e.router.LoadStats() {
+			if s.InFlight != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -81,6 +81,7 @@ func TestClientDisconnectCancelsBackend(t *testing.T) {
 			if n := testCounter(e.h.metrics.streamCuts, tp.URL); n != 0 {
 				t.Fatalf("a client disconnect counted as a stream cut")
 			}
+			e.requireIdle(t)
 		})
 	}
 }

@@ -133,4 +133,5 @@ func TestStreamCutNotRetried(t *testing.T) {
 	if n := e.counter(t, e.h.metrics.requests, "m", cutOn, "200", "interactive"); n != 1 {
 		t.Fatalf("requests_total for the cut stream = %v, want 1", n)
 	}
+	e.requireIdle(t)
 }
