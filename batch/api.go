@@ -17,6 +17,7 @@ type API struct {
 	log   *slog.Logger
 	m     *Metrics
 	mux   *http.ServeMux
+	ids   idGen
 }
 
 func newAPI(cfg Config, jobs state.JobStore, blobs BlobStore, log *slog.Logger, m *Metrics) *API {

@@ -118,7 +118,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.cfg.Now()
 	spec := state.BatchSpec{
-		ID: newBatchID(), Endpoint: *b.Endpoint, InputFileID: f.ID, CompletionWindow: "24h",
+		ID: a.ids.batch(now), Endpoint: *b.Endpoint, InputFileID: f.ID, CompletionWindow: "24h",
 		CreatedAt: now.Unix(), CreatedMS: now.UnixMilli(),
 		ExpiresAt: now.Add(a.cfg.CompletionWindow).Unix(), Metadata: meta, OutputExpiresAfter: outTTL,
 	}

@@ -38,7 +38,7 @@ func (a *API) createFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, badRequest("", "Malformed multipart body."))
 		return
 	}
-	id := newFileID()
+	id := a.ids.file(a.cfg.Now())
 	stored := false
 	fail := func(err error) {
 		if stored {

@@ -86,11 +86,15 @@ func TestFilesAPI(t *testing.T) {
 		param  string
 	}{
 		{"txt file", func() (io.Reader, string) { return multipartBody(t, "in.txt", data, "purpose", "batch", "file", "") }, 400, ""},
-		{"purpose fine-tune", func() (io.Reader, string) { return multipartBody(t, "in.jsonl", data, "purpose", "fine-tune", "file", "") }, 400, "purpose"},
+		{"purpose fine-tune", func() (io.Reader, string) {
+			return multipartBody(t, "in.jsonl", data, "purpose", "fine-tune", "file", "")
+		}, 400, "purpose"},
 		{"purpose after file", func() (io.Reader, string) { return multipartBody(t, "in.jsonl", data, "file", "", "purpose", "vision") }, 400, "purpose"},
 		{"no purpose", func() (io.Reader, string) { return multipartBody(t, "in.jsonl", data, "file", "") }, 400, "purpose"},
 		{"no file", func() (io.Reader, string) { return multipartBody(t, "in.jsonl", data, "purpose", "batch") }, 400, "file"},
-		{"not utf-8", func() (io.Reader, string) { return multipartBody(t, "in.jsonl", []byte("ok\xff\xfe\n"), "purpose", "batch", "file", "") }, 400, "file"},
+		{"not utf-8", func() (io.Reader, string) {
+			return multipartBody(t, "in.jsonl", []byte("ok\xff\xfe\n"), "purpose", "batch", "file", "")
+		}, 400, "file"},
 		{"over the limit", func() (io.Reader, string) {
 			return multipartBody(t, "in.jsonl", bytes.Repeat([]byte("a"), 1001), "purpose", "batch", "file", "")
 		}, 413, "file"},

@@ -4,23 +4,36 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
+	"sync"
+	"time"
 )
 
 const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// newFileID returns "file-" and 24 random alphanumerics, as OpenAI's ids look.
-func newFileID() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	for i := range b {
-		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
-	}
-	return "file-" + string(b[:])
+// idGen makes ids that sort in creation order: lists order by creation millisecond, then
+// by id, so ids created in one millisecond must compare in creation order too. Safe for
+// concurrent use; one per API.
+type idGen struct {
+	mu   sync.Mutex
+	last int64
 }
 
-// newBatchID returns "batch_" and 32 random hex digits.
-func newBatchID() string { return "batch_" + randHex(16) }
+// timeHex is 16 hex digits of a strictly increasing nanosecond clock.
+func (g *idGen) timeHex(now time.Time) string {
+	g.mu.Lock()
+	n := max(now.UnixNano(), g.last+1)
+	g.last = n
+	g.mu.Unlock()
+	return fmt.Sprintf("%016x", n)
+}
+
+// file returns "file-" and 28 hex digits (time-ordered, then random).
+func (g *idGen) file(now time.Time) string { return "file-" + g.timeHex(now) + randHex(6) }
+
+// batch returns "batch_" and 32 hex digits (time-ordered, then random).
+func (g *idGen) batch(now time.Time) string { return "batch_" + g.timeHex(now) + randHex(8) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
