@@ -147,12 +147,12 @@ func (l *ScrapeLeases) release(ctx context.Context) {
 	if l.s.rdb == nil || len(backends) == 0 || !l.s.Connected() {
 		return
 	}
-	pipe := l.s.rdb.Pipeline()
+	// One call per lease (Run reloads a script Redis lost); a replica holds few leases.
 	for _, b := range backends {
-		l.s.scripts.scrapeRelease.EvalSha(ctx, pipe, []string{scrapeLeaseKey(b)}, l.s.cfg.ReplicaID)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		l.s.log.DebugContext(ctx, "releasing scrape leases failed", "error", err)
+		if err := l.s.scripts.scrapeRelease.Run(ctx, l.s.rdb, []string{scrapeLeaseKey(b)}, l.s.cfg.ReplicaID).Err(); err != nil {
+			l.s.log.DebugContext(ctx, "releasing a scrape lease failed", "backend", b, "error", err)
+			return
+		}
 	}
 }
 
