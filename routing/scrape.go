@@ -118,6 +118,7 @@ func (r *Router) fetchMetrics(ctx context.Context, b *Backend) (EngineMetrics, e
 // applyScrape stores fresh metrics: the since-scrape correction restarts, the prefix hit
 // rate is Δhits/Δqueries against the previous scrape.
 func (r *Router) applyScrape(ctx context.Context, b *Backend, em EngineMetrics, at time.Time) {
+	em = em.sanitized()
 	b.mu.Lock()
 	wasStale := b.hasMetrics && b.missed >= r.cfg.StaleAfter
 	switch {
@@ -172,4 +173,15 @@ func (r *Router) updateLoadGaugeLocked(b *Backend) {
 	}
 	c := b.candidateLocked(r.sharedInFlight(b), r.cfg.StaleAfter)
 	b.m.load.Set(c.Load)
+}
+
+// sanitized clamps values a broken exporter (or a corrupt shared payload) could send, so
+// that no load score goes negative and no ratio leaves [0,1].
+func (m EngineMetrics) sanitized() EngineMetrics {
+	m.Running, m.Waiting = max(0, m.Running), max(0, m.Waiting)
+	m.KVCacheUsage = min(1, max(0, m.KVCacheUsage))
+	m.PrefixHitRate = min(1, max(0, m.PrefixHitRate))
+	m.PrefixQueries, m.PrefixHits = max(0, m.PrefixQueries), max(0, m.PrefixHits)
+	m.BlockSize, m.NumGPUBlocks, m.Engines = max(0, m.BlockSize), max(0, m.NumGPUBlocks), max(1, m.Engines)
+	return m
 }

@@ -290,3 +290,18 @@ func TestHangingBackendDelaysNobody(t *testing.T) {
 		t.Fatalf("good backend stale: %+v", s)
 	}
 }
+
+func TestScrapeSanitizesValues(t *testing.T) {
+	f := newFakeVLLM(t, "m")
+	f.setMetrics("vllm:num_requests_running -5\nvllm:num_requests_waiting -3\nvllm:kv_cache_usage_perc 7\n")
+	r, _ := newIdleRouter(t, fastConfig(f.URL))
+	r.scrapeOne(t.Context(), r.Backends()[0])
+	if s := statsOf(t, r, f.URL); s.Running != 0 || s.Waiting != 0 || s.Load != 0 || s.KVCacheUsage != 1 || s.MetricsStale {
+		t.Fatalf("stats from a broken exporter = %+v, want running/waiting/load 0 and kv 1", s)
+	}
+	// A corrupt shared payload is clamped the same way.
+	r.applyScrape(t.Context(), r.Backends()[0], EngineMetrics{Running: -100, KVCacheUsage: -1}, time.Now())
+	if s := statsOf(t, r, f.URL); s.Running != 0 || s.KVCacheUsage != 0 || s.Load != 0 {
+		t.Fatalf("stats from a corrupt shared scrape = %+v", s)
+	}
+}
