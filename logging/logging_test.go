@@ -387,7 +387,7 @@ func TestErrorChain(t *testing.T) {
 	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 		t.Errorf("ErrorChain = %q\nwant %q", got, want)
 	}
-	var deep error = errBase
+	deep := error(errBase)
 	for range 100 {
 		deep = fmt.Errorf("w: %w", deep)
 	}
@@ -454,7 +454,7 @@ func FuzzYAMLRecord(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, msg, val string) {
 		var buf bytes.Buffer
-		New(&buf, Options{Format: FormatYAML}).Info(msg, "k", val)
+		New(&buf, Options{Format: FormatYAML}).Info(msg, "k", val) //nolint:sloglint // the fuzzer varies the message
 		recs := yamlDocs(t, buf.Bytes())
 		if len(recs) != 1 {
 			t.Fatalf("%d documents for one record:\n%s", len(recs), buf.String())

@@ -18,7 +18,7 @@ const TimeFormat = "2006-01-02 15:04:05.000"
 //
 // The source bracket appears only in full records.
 func newTxtHandler(w io.Writer, terminal, full bool) slog.Handler {
-	return tint.NewHandler(w, &tint.Options{
+	return tint.NewTextHandler(w, &tint.Options{
 		AddSource: full,
 		Level:     innerLevel,
 		NoColor:   !terminal,

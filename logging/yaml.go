@@ -58,13 +58,11 @@ func plainSafe(s string) bool {
 	if s == "" || len(s) > 200 {
 		return false
 	}
-	c := s[0]
-	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '/') {
+	if c := s[0]; !isLetter(c) && c != '/' {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._/:@+-", c) >= 0) {
+		if c := s[i]; !isLetter(c) && !isDigit(c) && strings.IndexByte("._/:@+-", c) < 0 {
 			return false
 		}
 	}
@@ -77,3 +75,7 @@ func plainSafe(s string) bool {
 	}
 	return true
 }
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

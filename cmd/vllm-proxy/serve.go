@@ -109,7 +109,9 @@ func serveListener(app *App, ln net.Listener, handler http.Handler, timeout time
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(app.Ctx), timeout)
 	defer cancel()
 	err := srv.Shutdown(ctx)
-	<-errc // Serve has returned ErrServerClosed
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+		app.Log.Warn("server stopped unexpectedly", logging.Err(serveErr))
+	}
 	if err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("draining in-flight requests within %s: %w", timeout, err)
