@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 )
 
 // Pick is one backend handed out for one attempt. The caller must call Done exactly once
@@ -18,14 +17,13 @@ type Pick struct {
 	// Load is the backend's load score at pick time.
 	Load float64
 
-	r       *Router
-	ctx     context.Context
-	class   Class
-	gen     uint64
-	tokens  int64
-	shared  bool // counted in the LoadShare
-	started time.Time
-	done    atomic.Bool
+	r      *Router
+	ctx    context.Context
+	class  Class
+	gen    uint64
+	tokens int64
+	shared bool // counted in the LoadShare
+	done   atomic.Bool
 }
 
 // Pick chooses a backend for req among the healthy backends serving its model that are not
@@ -72,7 +70,7 @@ func (r *Router) Pick(ctx context.Context, req *Request) (*Pick, error) {
 		tokens = req.PromptTokens()
 	}
 	pk := &Pick{Backend: c.Backend, Model: model, Load: c.Load, r: r, ctx: ctx,
-		class: normalizeClass(req.Class), tokens: int64(tokens), started: r.now()}
+		class: normalizeClass(req.Class), tokens: int64(tokens)}
 	r.acquire(pk)
 	return pk, nil
 }
