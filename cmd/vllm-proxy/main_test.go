@@ -10,7 +10,17 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// runMainEnv makes the test binary act as vllm-proxy itself (see TestSignal), so the real
+// main, with its signal handling, runs in a child process without a separate build.
+const runMainEnv = "VLLM_PROXY_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // syncBuffer is a bytes.Buffer safe for the server goroutines and the test to share.
 type syncBuffer struct {
