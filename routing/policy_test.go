@@ -146,3 +146,35 @@ func TestRoundRobinAndRandom(t *testing.T) {
 		t.Error("newPolicy(nope) succeeded")
 	}
 }
+
+// TestBurstBetweenScrapesSpreads: twelve picks between two scrapes (the scrape still says
+// every backend is idle) end up 4/4/4 on three backends of capacity 4, because each pick
+// counts at once in the load of its backend.
+func TestBurstBetweenScrapesSpreads(t *testing.T) {
+	fakes := []*fakeVLLM{newFakeVLLM(t, "m"), newFakeVLLM(t, "m"), newFakeVLLM(t, "m")}
+	cfg := fastConfig(fakes[0].URL, fakes[1].URL, fakes[2].URL)
+	for i := range cfg.Backends {
+		cfg.Backends[i].Capacity = 4
+	}
+	for seed := range uint64(20) {
+		r, _ := newIdleRouter(t, cfg, WithRand(rand.New(rand.NewPCG(seed, 7))))
+		for _, b := range r.Backends() {
+			r.scrapeOne(t.Context(), b) // running 0, waiting 0, fresh
+		}
+		count := map[string]int{}
+		for range 12 {
+			pk, err := r.Pick(t.Context(), &Request{Model: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[pk.Backend.ID()]++
+			defer pk.Done(Outcome{Status: 200})
+		}
+		for _, f := range fakes {
+			if count[f.URL] != 4 {
+				t.Fatalf("seed %d: burst split %v, want 4 each", seed, count)
+			}
+		}
+		r.Stop()
+	}
+}
