@@ -74,24 +74,34 @@ func (r *Router) scrapeOne(parent context.Context, b *Backend) {
 	}
 }
 
-// readShared takes another replica's scrape of b when it is newer than what b has.
+// readShared takes another replica's scrape of b when it is newer than what b has. A
+// payload already applied is still good until it is StaleAfter intervals old (the holder
+// publishes once per interval, and this replica's ticks are not aligned with its); only a
+// missing, unreadable or older payload counts as a missed scrape.
 func (r *Router) readShared(ctx context.Context, b *Backend) {
 	payload, err := r.scrapes.Latest(ctx, b.id)
-	var s sharedScrape
-	if err == nil && payload != nil {
-		err = json.Unmarshal(payload, &s)
-	}
-	b.mu.Lock()
-	fresh := err == nil && payload != nil && s.At.After(b.scrapedAt)
-	b.mu.Unlock()
-	if !fresh {
-		if err == nil {
-			err = fmt.Errorf("no fresh shared scrape of %s", b.id)
-		}
-		r.scrapeFailed(ctx, b, err)
+	if err != nil {
+		r.scrapeFailed(ctx, b, fmt.Errorf("reading shared scrape of %s: %w", b.id, err))
 		return
 	}
-	r.applyScrape(ctx, b, s.Metrics, s.At)
+	if payload == nil {
+		r.scrapeFailed(ctx, b, fmt.Errorf("no shared scrape of %s", b.id))
+		return
+	}
+	var s sharedScrape
+	if err := json.Unmarshal(payload, &s); err != nil {
+		r.scrapeFailed(ctx, b, fmt.Errorf("decoding shared scrape of %s: %w", b.id, err))
+		return
+	}
+	b.mu.Lock()
+	newer := s.At.After(b.scrapedAt)
+	b.mu.Unlock()
+	switch {
+	case newer:
+		r.applyScrape(ctx, b, s.Metrics, s.At)
+	case r.now().Sub(s.At) > time.Duration(r.cfg.StaleAfter)*r.cfg.ScrapeInterval:
+		r.scrapeFailed(ctx, b, fmt.Errorf("shared scrape of %s is too old", b.id))
+	}
 }
 
 func (r *Router) fetchMetrics(ctx context.Context, b *Backend) (EngineMetrics, error) {

@@ -239,8 +239,9 @@ func TestScrapeCoordinatorSharesOneScrape(t *testing.T) {
 	f := newFakeVLLM(t, "m")
 	f.setLoad(3, 2)
 	shared := newCoordState()
-	r1, _ := newIdleRouter(t, fastConfig(f.URL), WithScrapeCoordinator(shared.as("r1")))
-	r2, _ := newIdleRouter(t, fastConfig(f.URL), WithScrapeCoordinator(shared.as("r2")))
+	clock := newFakeClock()
+	r1, _ := newIdleRouter(t, fastConfig(f.URL), WithScrapeCoordinator(shared.as("r1")), WithClock(clock.Now))
+	r2, _ := newIdleRouter(t, fastConfig(f.URL), WithScrapeCoordinator(shared.as("r2")), WithClock(clock.Now))
 	ctx := t.Context()
 
 	r1.scrapeOne(ctx, r1.Backends()[0])
@@ -252,13 +253,21 @@ func TestScrapeCoordinatorSharesOneScrape(t *testing.T) {
 	if s := statsOf(t, r2, f.URL); s.Running != 3 || s.Waiting != 2 || s.MetricsStale {
 		t.Fatalf("replica 2 did not take the shared scrape: %+v", s)
 	}
-	// The owner stops publishing: the same payload is no longer fresh, so replica 2 goes
-	// stale after StaleAfter intervals.
-	for range 3 {
+	// Reading the same payload again within StaleAfter intervals is not a miss.
+	for range 5 {
 		r2.scrapeOne(ctx, r2.Backends()[0])
 	}
-	if s := statsOf(t, r2, f.URL); !s.MetricsStale {
-		t.Fatalf("replica 2 not stale after 3 intervals without a fresh shared scrape: %+v", s)
+	if got := testutil.ToFloat64(r2.metrics.scrapeErrors.WithLabelValues(f.URL)); got != 0 {
+		t.Fatalf("re-reading a current shared scrape counted %v errors", got)
+	}
+	// The owner stops publishing: once the payload is older than 3 intervals (3×20ms),
+	// every read is a miss and replica 2 goes stale after 3 of them.
+	clock.Advance(61 * time.Millisecond)
+	for i := 1; i <= 3; i++ {
+		r2.scrapeOne(ctx, r2.Backends()[0])
+		if s := statsOf(t, r2, f.URL); s.MetricsStale != (i == 3) {
+			t.Fatalf("after %d reads of an old shared scrape, stale = %v", i, s.MetricsStale)
+		}
 	}
 }
 
