@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vllm-proxy/vllm-proxy/logging"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 )
 
@@ -86,7 +87,7 @@ func (h *Handler) newReverseProxy() *httputil.ReverseProxy {
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   recordError,
 		BufferPool:     &h.buffers,
-		ErrorLog:       slog.NewLogLogger(h.log.Handler(), levelVerbose),
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), logging.LevelVerbose),
 		// FlushInterval 0: text/event-stream and unknown-length bodies are flushed after
 		// every write anyway (the stdlib's flushInterval), and bodyWatch hands SSE over
 		// one whole event at a time.
@@ -127,7 +128,8 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	// The proxy's own X-Request-Id is already on the client response.
 	res.Header.Del(headerRequestID)
 	a.sse = isEventStream(res.Header.Get("Content-Type"))
-	res.Body = newBodyWatch(res.Body, a)
+	res.Body = newBodyWatch(res.Body, a, h.log)
+	h.logResponse(a, res)
 	a.committed = true
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
 )
 
@@ -20,6 +21,7 @@ import (
 type bodyWatch struct {
 	src io.ReadCloser
 	a   *attempt
+	log *slog.Logger // for the Loud per-event records
 
 	// SSE only.
 	buf    []byte // read from src, not yet handed on
@@ -37,8 +39,8 @@ const (
 	sseMaxPending = 1 << 20
 )
 
-func newBodyWatch(src io.ReadCloser, a *attempt) *bodyWatch {
-	return &bodyWatch{src: src, a: a}
+func newBodyWatch(src io.ReadCloser, a *attempt, log *slog.Logger) *bodyWatch {
+	return &bodyWatch{src: src, a: a, log: log}
 }
 
 // Close closes the backend body.
@@ -61,6 +63,9 @@ func (b *bodyWatch) readSSE(p []byte) (int, error) {
 	for {
 		if b.ready > 0 {
 			n := copy(p, b.buf[:b.ready])
+			if b.a.x.loud {
+				logEvents(b.log, b.a, b.buf[:n])
+			}
 			b.buf = b.buf[:copy(b.buf, b.buf[n:])]
 			b.ready -= n
 			b.scan.consumed(n)

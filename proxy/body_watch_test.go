@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,7 +60,7 @@ func watchFor(t *testing.T, sse bool, body io.Reader) (*bodyWatch, *attempt) {
 		t.Fatal(err)
 	}
 	a := &attempt{x: &exchange{in: in}, reqCtx: t.Context(), start: time.Now(), sse: sse}
-	return newBodyWatch(io.NopCloser(body), a), a
+	return newBodyWatch(io.NopCloser(body), a, slog.New(slog.DiscardHandler)), a
 }
 
 // TestBodyWatchSSEWholeEvents: every byte passes through in order, handed on at event
@@ -118,7 +119,7 @@ func TestBodyWatchClientGone(t *testing.T) {
 	in, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/v1/completions", nil)
 	a := &attempt{x: &exchange{in: in}, reqCtx: ctx, start: time.Now(), sse: true}
 	cancel()
-	w := newBodyWatch(io.NopCloser(&cutReader{r: strings.NewReader("data: 1\n\n"), err: context.Canceled}), a)
+	w := newBodyWatch(io.NopCloser(&cutReader{r: strings.NewReader("data: 1\n\n"), err: context.Canceled}), a, slog.New(slog.DiscardHandler))
 	got, err := io.ReadAll(w)
 	if err != nil || string(got) != "data: 1\n\n" {
 		t.Fatalf("got %q, %v", got, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vllm-proxy/vllm-proxy/logging"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 )
 
@@ -65,7 +66,8 @@ func (h *Handler) Dispatch(ctx context.Context, req DispatchRequest) (*DispatchR
 		in.Header.Set("Content-Type", "application/json")
 	}
 	x := &exchange{in: in, id: requestID(in.Header.Get(headerRequestID)), path: req.Path, body: req.Body,
-		class: class, start: time.Now()}
+		class: class, start: time.Now(), loud: h.log.Enabled(ctx, logging.LevelLoud)}
+	h.logReceived(x)
 	var res *result
 	switch {
 	case !postEndpoints[in.URL.Path]:

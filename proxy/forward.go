@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 // exchange is one client request (or Dispatch line) on its way through the retry loop.
 type exchange struct {
 	in    *http.Request // the client's request; for Dispatch a synthetic one
+	loud  bool          // the logger takes logging.LevelLoud records (headers, bodies, events)
 	id    string        // X-Request-Id
 	path  string
 	body  []byte
@@ -89,9 +89,7 @@ func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
 			return res
 		}
 		h.metrics.retries.WithLabelValues(res.backend, reason).Inc()
-		h.log.LogAttrs(ctx, levelVerbose, "retrying on another backend",
-			slog.String("request_id", x.id), slog.String("backend", res.backend),
-			slog.String("reason", reason), slog.Int("attempt", res.attempts), slog.String("err", err.Error()))
+		h.logRetry(ctx, x, res, reason, err)
 		req.Exclude = append(req.Exclude, res.backend)
 		if !h.backoff(ctx, res.attempts) {
 			res.err = h.contextError(ctx, x)

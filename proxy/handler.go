@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vllm-proxy/vllm-proxy/logging"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 )
-
-// levelVerbose is logging.LevelVerbose: one record per request and per retry.
-const levelVerbose = slog.Level(-8)
 
 const headerRequestID = "X-Request-Id"
 
@@ -109,9 +107,11 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, id string) {
 	h.metrics.inFlightReq.Inc()
 	defer h.metrics.inFlightReq.Dec()
 	x := &exchange{in: r, id: id, path: r.URL.Path, class: routing.ClassInteractive, start: time.Now()}
+	x.loud = h.log.Enabled(r.Context(), logging.LevelLoud)
 	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
 	if err == nil {
 		x.body = body
+		h.logReceived(x)
 		x.info, err = parseBody(r.Header.Get("Content-Type"), body, h.cfg.MaxPromptBytes)
 	}
 	var res *result
@@ -133,39 +133,14 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, id string) {
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, err error) {
 	status := writeError(w, err)
 	h.metrics.requests.WithLabelValues("", "", strconv.Itoa(status), string(routing.ClassInteractive)).Inc()
-	h.log.LogAttrs(r.Context(), slog.LevelDebug, "request rejected",
-		slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", status))
+	h.logRejected(r, id, status)
 }
 
 // finish records a finished exchange in the metrics and the log.
 func (h *Handler) finish(x *exchange, res *result) {
 	res.duration = time.Since(x.start)
 	h.metrics.observe(res)
-	level := levelVerbose
-	msg := "request served"
-	switch {
-	case res.cut:
-		level, msg = slog.LevelWarn, "backend stream cut"
-	case errors.Is(res.err, ErrClientGone):
-		msg = "client went away"
-	case res.err != nil && res.attempts > 1:
-		level, msg = slog.LevelWarn, "retries exhausted"
-	case res.err != nil:
-		level, msg = slog.LevelDebug, "request failed"
-	}
-	if !h.log.Enabled(x.in.Context(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("request_id", x.id), slog.String("path", x.path), slog.String("class", string(x.class)),
-		slog.String("model", x.info.Model), slog.String("backend", res.backend), slog.Int("status", res.status),
-		slog.Int("attempts", res.attempts), slog.Duration("duration", res.duration), slog.Bool("stream", res.stream),
-	}
-	if res.err != nil {
-		attrs = append(attrs, slog.String("err", res.err.Error()))
-	}
-	h.log.LogAttrs(x.in.Context(), level, msg, attrs...)
+	h.logFinished(x, res)
 }
 
 // readBody reads the whole request body, at most limit bytes.

@@ -34,6 +34,7 @@ type envOpts struct {
 	cfg     Config
 	routing routing.Config // Backends are filled in from the urls
 	start   bool           // run the router's discovery, scrapes and health checks
+	log     *slog.Logger   // the proxy's logger; default testLogger
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -56,7 +57,11 @@ func newEnv(t *testing.T, o envOpts, backends ...routing.BackendConfig) *env {
 		}
 		t.Cleanup(r.Stop)
 	}
-	h, err := New(o.cfg, r, testLogger(t), reg)
+	log := o.log
+	if log == nil {
+		log = testLogger(t)
+	}
+	h, err := New(o.cfg, r, log, reg)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}
