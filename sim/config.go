@@ -26,7 +26,8 @@ const (
 )
 
 // Config configures a simulated vLLM server. Zero values get vLLM-like defaults in [New];
-// where zero is itself a meaningful setting (DecodePerSeqMs), a negative value means zero.
+// where zero is itself a meaningful setting (DecodeStepMs, DecodePerSeqMs), a negative
+// value means zero.
 type Config struct {
 	// Listen is the TCP address to listen on. Default "127.0.0.1:0" (a free port).
 	Listen string
@@ -55,7 +56,8 @@ type Config struct {
 	SchedulingPolicy string
 	// PrefillTokensPerS is the prefill throughput per engine. Default 10000.
 	PrefillTokensPerS float64
-	// DecodeStepMs is the fixed cost of one decode step in milliseconds. Default 12.
+	// DecodeStepMs is the fixed cost of one decode step in milliseconds. Default 12;
+	// negative means 0.
 	DecodeStepMs float64
 	// DecodePerSeqMs is the extra cost of one decode step per running sequence in
 	// milliseconds. Default 0.15; negative means 0.
@@ -132,8 +134,11 @@ func (c Config) withDefaults() Config {
 	if c.PrefillTokensPerS == 0 {
 		c.PrefillTokensPerS = 10000
 	}
-	if c.DecodeStepMs == 0 {
+	switch {
+	case c.DecodeStepMs == 0:
 		c.DecodeStepMs = 12
+	case c.DecodeStepMs < 0:
+		c.DecodeStepMs = 0
 	}
 	switch {
 	case c.DecodePerSeqMs == 0:
@@ -205,9 +210,6 @@ func (c Config) Validate() error {
 	}
 	if c.PrefillTokensPerS < 0 {
 		add("prefill-tokens-per-s must be positive, got %g", c.PrefillTokensPerS)
-	}
-	if c.DecodeStepMs < 0 {
-		add("decode-step-ms must not be negative, got %g", c.DecodeStepMs)
 	}
 	if c.TimeScale < 0 {
 		add("time-scale must be positive, got %g", c.TimeScale)

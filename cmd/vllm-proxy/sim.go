@@ -23,8 +23,8 @@ type SimCmd struct {
 	NoEnablePrefixCaching bool          `help:"Disable automatic prefix caching."`
 	SchedulingPolicy      string        `default:"fcfs" enum:"fcfs,priority" help:"fcfs or priority."`
 	PrefillTokensPerS     float64       `default:"10000" help:"Prefill throughput per engine, tokens/s."`
-	DecodeStepMs          float64       `default:"12" help:"Fixed cost of one decode step, ms."`
-	DecodePerSeqMs        float64       `default:"0.15" help:"Extra decode step cost per running sequence, ms (negative: 0)."`
+	DecodeStepMs          float64       `default:"12" help:"Fixed cost of one decode step, ms (0 allowed)."`
+	DecodePerSeqMs        float64       `default:"0.15" help:"Extra decode step cost per running sequence, ms (0 allowed)."`
 	OutputTokens          int           `default:"128" help:"Output length when a request sets no max_tokens."`
 	TimeScale             float64       `default:"1" help:"Run the simulated clock this many times faster."`
 	Instant               bool          `help:"Answer at once, with no simulated time."`
@@ -55,7 +55,7 @@ func (c *SimCmd) config() sim.Config {
 		DisablePrefixCaching: c.NoEnablePrefixCaching,
 		SchedulingPolicy:     c.SchedulingPolicy,
 		PrefillTokensPerS:    c.PrefillTokensPerS,
-		DecodeStepMs:         c.DecodeStepMs,
+		DecodeStepMs:         zeroAsNegative(c.DecodeStepMs),
 		DecodePerSeqMs:       zeroAsNegative(c.DecodePerSeqMs),
 		OutputTokens:         c.OutputTokens,
 		TimeScale:            c.TimeScale,
