@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 )
 
@@ -35,7 +36,7 @@ func NewHandler(w io.Writer, o Options) slog.Handler {
 		o.Format = DefaultFormat(o.Terminal)
 	}
 	lw := &lockedWriter{w: w}
-	h := &handler{level: o.Level, full: inner(lw, o, true)}
+	h := &handler{level: o.Level, full: inner(lw, o, true), joinChain: o.Format == FormatTxt}
 	if o.Terminal {
 		h.brief = inner(lw, o, false)
 	}
@@ -74,9 +75,10 @@ func newJSONHandler(w io.Writer, full bool) slog.Handler {
 // handler filters by level and routes each record to the full or the brief inner
 // handler, expanding error attributes to match.
 type handler struct {
-	level slog.Leveler
-	full  slog.Handler
-	brief slog.Handler // nil: every record is full
+	level     slog.Leveler
+	full      slog.Handler
+	brief     slog.Handler // nil: every record is full
+	joinChain bool         // txt: the chain as one " | "-separated string, not a list
 }
 
 func (h *handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
@@ -85,7 +87,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	full := h.brief == nil || r.Level >= LevelError
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(expand(a, full))
+		out.AddAttrs(h.expand(a, full))
 		return true
 	})
 	if full {
@@ -99,9 +101,9 @@ func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
 		return h
 	}
 	c := *h
-	c.full = h.full.WithAttrs(expandAll(as, true))
+	c.full = h.full.WithAttrs(h.expandAll(as, true))
 	if h.brief != nil {
-		c.brief = h.brief.WithAttrs(expandAll(as, false))
+		c.brief = h.brief.WithAttrs(h.expandAll(as, false))
 	}
 	return &c
 }
@@ -118,21 +120,21 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-func expandAll(as []slog.Attr, full bool) []slog.Attr {
+func (h *handler) expandAll(as []slog.Attr, full bool) []slog.Attr {
 	out := make([]slog.Attr, len(as))
 	for i, a := range as {
-		out[i] = expand(a, full)
+		out[i] = h.expand(a, full)
 	}
 	return out
 }
 
 // expand resolves a and turns every error in it into its message (brief) or into a
 // group {msg, chain} listing each wrapped error with its type (full).
-func expand(a slog.Attr, full bool) slog.Attr {
+func (h *handler) expand(a slog.Attr, full bool) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindGroup:
-		return slog.Attr{Key: a.Key, Value: slog.GroupValue(expandAll(v.Group(), full)...)}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(h.expandAll(v.Group(), full)...)}
 	case slog.KindAny:
 		err, ok := v.Any().(error)
 		if !ok || err == nil {
@@ -141,7 +143,11 @@ func expand(a slog.Attr, full bool) slog.Attr {
 		if !full {
 			return slog.String(a.Key, err.Error())
 		}
-		return slog.Group(a.Key, slog.String("msg", err.Error()), slog.Any("chain", ErrorChain(err)))
+		chain := slog.Any("chain", ErrorChain(err))
+		if h.joinChain {
+			chain = slog.String("chain", strings.Join(ErrorChain(err), " | "))
+		}
+		return slog.Group(a.Key, slog.String("msg", err.Error()), chain)
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }

@@ -355,7 +355,8 @@ func TestTxtFormat(t *testing.T) {
 	if !strings.Contains(lines[0], "] [VERBOSE] [") || !strings.Contains(lines[0], "picked backend=http://b1 score=0.5") {
 		t.Errorf("line 0 = %q", lines[0])
 	}
-	if !strings.Contains(lines[1], "] [ERROR] [") || !strings.Contains(lines[1], "err.chain=") || !strings.Contains(lines[1], "connection refused") {
+	if !strings.Contains(lines[1], "] [ERROR] [") || !strings.Contains(lines[1], `err.chain="*fmt.wrapError: forwarding to backend: `) ||
+		!strings.Contains(lines[1], ` | *errors.errorString: connection refused | *errors.errorString: file does not exist"`) {
 		t.Errorf("line 1 = %q", lines[1])
 	}
 
