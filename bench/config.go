@@ -96,8 +96,9 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Validate reports every problem with c (after defaults).
-func (c *Config) Validate() error {
+// Validate reports every problem with c as Run would see it, after defaults.
+func (c Config) Validate() error {
+	c.applyDefaults()
 	var errs []error
 	if len(c.Targets) == 0 {
 		errs = append(errs, errors.New("at least one target is required"))
@@ -140,6 +141,16 @@ func (c *Config) Validate() error {
 	for _, s := range c.Scrape {
 		if u, err := url.Parse(s); err != nil || u.Host == "" {
 			errs = append(errs, fmt.Errorf("scrape url %q is not an absolute url", s))
+		}
+	}
+	if c.Workload == nil {
+		if !slices.Contains(WorkloadNames, c.WorkloadName) {
+			errs = append(errs, fmt.Errorf("%w %q (want one of %s)", ErrUnknownWorkload, c.WorkloadName, strings.Join(WorkloadNames, ", ")))
+		}
+		p := c.Params
+		p.applyDefaults()
+		if err := p.Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

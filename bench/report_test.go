@@ -192,13 +192,13 @@ func TestOutputsJSONMarkdownCSVCharts(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	c := Config{Targets: []string{"ftp://x", "http://ok"}, Endpoint: "embeddings", Rate: -1, Rounds: -2, Scrape: []string{"nohost"}}
-	c.applyDefaults()
+	c := Config{Targets: []string{"ftp://x", "http://ok"}, Endpoint: "embeddings", Rate: -1, Rounds: -2, Scrape: []string{"nohost"},
+		WorkloadName: "zipf", Params: Params{Turns: -1}}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"ftp://x", "endpoint", "model is required", "rate", "duration or requests", "rounds", "scrape url"} {
+	for _, want := range []string{"ftp://x", "endpoint", "model is required", "rate", "duration or requests", "rounds", "scrape url", "unknown workload", "turns"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

@@ -87,6 +87,16 @@ func (c *BenchCmd) config() bench.Config {
 	}
 }
 
+var _ preparer = (*BenchCmd)(nil)
+
+// prepare rejects a bad combination of flags as a usage error, before anything runs.
+func (c *BenchCmd) prepare(*App, func(string) source) error {
+	if err := c.config().Validate(); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
 // Run runs the load generator and writes the reports the flags ask for. An interrupted
 // run (SIGINT) still writes its partial reports.
 func (c *BenchCmd) Run(app *App) error {
