@@ -159,6 +159,7 @@ func TestCLIInvalid(t *testing.T) {
 		{"--config missing", []string{"--config", "/nonexistent/c.yaml"}, nil, []string{"reading config file", "no such file"}},
 		{"unknown flag", []string{"--frobnicate"}, nil, []string{"unknown flag --frobnicate"}},
 		{"several at once", []string{"-R", "x", "--listen", "y", "-L", "z"}, nil, []string{"-R/--redis", "--listen:", "-L/--log-format:"}},
+		{"file and flags at once", []string{"--config", badFile, "--listen", "y", "--verbosity", "z"}, nil, []string{badFile + ":1:8: redis:", "--listen:", "--verbosity:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,18 +30,25 @@ func (s *ServeCmd) prepare(app *App, src func(flag string) source) error {
 		s.over.backends, s.over.backendsSrc = s.Backends, &bs
 	}
 	cfg := defaultConfig()
+	var fileErr error
 	if s.Config != "" {
 		c, err := loadConfig(s.Config)
-		if err != nil {
-			return err
-		}
-		cfg = c
-		if p, ok := cfg.pos["redis"]; ok {
-			app.redisFile = &fileSetting{value: cfg.Redis, src: source{"file", fmt.Sprintf("%s:%d:%d", s.Config, p.line, p.col)}}
+		switch {
+		case err != nil:
+			fileErr = err // still check the flags below, to report everything at once
+		default:
+			cfg = c
+			if p, ok := cfg.pos["redis"]; ok {
+				app.redisFile = &fileSetting{value: cfg.Redis, src: source{"file", fmt.Sprintf("%s:%d:%d", s.Config, p.line, p.col)}}
+			}
 		}
 	}
+	var overErr error
 	if errs := s.over.apply(cfg); len(errs) > 0 {
-		return errs
+		overErr = errs
+	}
+	if err := errors.Join(fileErr, overErr); err != nil {
+		return err
 	}
 	s.cfg = cfg
 	return nil
