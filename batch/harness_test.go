@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -103,15 +104,22 @@ type replica struct {
 
 func startReplica(t *testing.T, cfg Config, s stores, d Dispatcher, workers bool) *replica {
 	t.Helper()
+	return startReplicaCtx(t, t.Context(), cfg, s, d, workers)
+}
+
+// startReplicaCtx starts a replica whose workers run until ctx ends: cancelling ctx
+// abandons their leases as a crash would.
+func startReplicaCtx(t *testing.T, ctx context.Context, cfg Config, s stores, d Dispatcher, workers bool) *replica {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	b, err := New(cfg, s.jobs, s.blobs, d, slog.New(slog.DiscardHandler), reg)
+	b, err := New(cfg, s.jobs, s.blobs, d, testLog(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &replica{b: b, srv: httptest.NewServer(b.API), reg: reg}
 	t.Cleanup(r.srv.Close)
 	if workers {
-		if err := b.Workers.Start(t.Context()); err != nil {
+		if err := b.Workers.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(b.Workers.Stop)
@@ -281,3 +289,11 @@ func statetestRedis(t *testing.T, opts ...statetest.Options) *statetest.Redis {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testLog discards logs unless BATCH_TEST_LOG is set.
+func testLog() *slog.Logger {
+	if os.Getenv("BATCH_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

@@ -1,0 +1,116 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vllm-proxy/vllm-proxy/sim"
+	"github.com/vllm-proxy/vllm-proxy/state/statetest"
+)
+
+// TestReplicaCrashTakeover runs two replicas on one Redis. Replica A works alone until it
+// has recorded some lines and holds chunks with lines in flight, then it is abandoned
+// (its context cancelled: no acks, no lease release, no final flush — as close to kill -9
+// as one process allows). Replica B takes the lapsed chunks over; the files hold every
+// custom_id exactly once and request_counts are exact. The batch is created through A's
+// API and polled and downloaded through B's (checklist 18).
+func TestReplicaCrashTakeover(t *testing.T) {
+	rs := statetestRedis(t)
+	sm := startSim(t, sim.Config{Instant: true})
+	cfgA, cfgB := testConfig("a"), testConfig("b")
+	const n = 300
+	// A lets 40 lines through, then holds every later line in flight until it dies.
+	gate := &gatedDispatcher{inner: newHTTPDispatcher(sm.URL()), free: 40, release: make(chan struct{})}
+	ctxA, crashA := context.WithCancel(t.Context())
+	a := startReplicaCtx(t, ctxA, cfgA, redisStores(t, rs.URL, "a"), gate, true)
+	f := upload(t, a.srv.URL, chatLines(n, "m1", 5))
+	b := createBatch(t, a.srv.URL, f.ID, chatURL)
+	waitBatch(t, a.srv.URL, b.ID, 10*time.Second, func(b batchObject) bool { return b.RequestCounts.Completed == 40 })
+	crashA()
+	crashed := time.Now()
+
+	dB := newHTTPDispatcher(sm.URL())
+	rb := startReplica(t, cfgB, redisStores(t, rs.URL, "b"), dB, true)
+	final := waitBatch(t, rb.srv.URL, b.ID, 30*time.Second, terminal)
+	resumed := time.Since(crashed)
+	if final.Status != "completed" || final.RequestCounts != (requestCounts{Total: n, Completed: n}) {
+		t.Fatalf("after takeover: %s %+v", final.Status, final.RequestCounts)
+	}
+	checkAll(t, allResults(t, rb.srv.URL, final), n)
+	// Same answers through either replica's API.
+	if fromA := getBatch(t, a.srv.URL, b.ID); fromA.Status != final.Status || fromA.RequestCounts != final.RequestCounts || *fromA.OutputFileID != *final.OutputFileID {
+		t.Fatalf("replica A sees %+v", fromA)
+	}
+	if !bytes.Equal(content(t, a.srv.URL, *final.OutputFileID), content(t, rb.srv.URL, *final.OutputFileID)) {
+		t.Fatal("output differs between replicas")
+	}
+	reclaimed := testutil.ToFloat64(rb.b.Metrics.chunkClaims.WithLabelValues("reclaimed"))
+	if reclaimed == 0 {
+		t.Fatal("replica B reclaimed no chunk")
+	}
+	// Re-executed lines: B executed n-40 lines at least; anything beyond that was lost in
+	// A's flight (at most A's held chunks).
+	reexec := dB.calls.Load() - (n - 40)
+	if maxLost := int64(cfgA.withDefaults().MaxChunks * cfgA.ChunkLines); reexec < 0 || reexec > maxLost {
+		t.Fatalf("B executed %d lines for %d remaining", dB.calls.Load(), n-40)
+	}
+	t.Logf("takeover: %v reclaimed chunks, %d lines re-executed, batch done %v after the crash (lease %v)",
+		reclaimed, reexec, resumed.Round(time.Millisecond), cfgA.LeaseTTL)
+}
+
+// TestRedisRestartMidBatch restarts an AOF-persisted Redis (kill -9, then start on the same
+// data) while lines are in flight; the batch still completes with exact results.
+func TestRedisRestartMidBatch(t *testing.T) {
+	rs := statetestRedis(t, statetest.Options{AppendOnly: true})
+	sm := startSim(t, sim.Config{Instant: true})
+	gate := &gatedDispatcher{inner: newHTTPDispatcher(sm.URL()), free: 30, release: make(chan struct{})}
+	r := startReplica(t, testConfig("r1"), redisStores(t, rs.URL, "r1"), gate, true)
+	const n = 120
+	f := upload(t, r.srv.URL, chatLines(n, "m1", 5))
+	b := createBatch(t, r.srv.URL, f.ID, chatURL)
+	created := time.Now()
+	waitBatch(t, r.srv.URL, b.ID, 10*time.Second, func(b batchObject) bool { return b.RequestCounts.Completed == 30 })
+	// appendfsync everysec may lose the last second of writes; the batch must be older
+	// than that horizon (anything newer may be re-executed, never lost or duplicated).
+	for time.Since(created) < 1100*time.Millisecond {
+		time.Sleep(20 * time.Millisecond)
+	}
+	rs.Restart()
+	close(gate.release)
+	final := waitBatch(t, r.srv.URL, b.ID, 30*time.Second, terminal)
+	if final.Status != "completed" || final.RequestCounts != (requestCounts{Total: n, Completed: n}) {
+		t.Fatalf("after restart: %s %+v", final.Status, final.RequestCounts)
+	}
+	checkAll(t, allResults(t, r.srv.URL, final), n)
+}
+
+// TestCrossReplicaCancel: create on A, cancel through B, watch through A.
+func TestCrossReplicaCancel(t *testing.T) {
+	rs := statetestRedis(t)
+	sm := startSim(t, sim.Config{Instant: true})
+	gate := &gatedDispatcher{inner: newHTTPDispatcher(sm.URL()), free: 5, release: make(chan struct{})}
+	a := startReplica(t, testConfig("a"), redisStores(t, rs.URL, "a"), gate, true)
+	rb := startReplica(t, testConfig("b"), redisStores(t, rs.URL, "b"), nil, false) // API only
+	f := upload(t, a.srv.URL, chatLines(50, "m1", 5))
+	b := createBatch(t, a.srv.URL, f.ID, chatURL)
+	waitBatch(t, rb.srv.URL, b.ID, 10*time.Second, func(b batchObject) bool { return b.RequestCounts.Completed == 5 })
+	var c batchObject
+	if st := do(t, http.MethodPost, rb.srv.URL+"/v1/batches/"+b.ID+"/cancel", nil, "", &c); st != 200 || c.Status != "cancelling" {
+		t.Fatalf("cancel via B: %d %s", st, c.Status)
+	}
+	close(gate.release)
+	final := waitBatch(t, a.srv.URL, b.ID, 10*time.Second, terminal)
+	if final.Status != "cancelled" {
+		t.Fatalf("status %s", final.Status)
+	}
+	resA, resB := allResults(t, a.srv.URL, final), allResults(t, rb.srv.URL, final)
+	checkAll(t, resA, 50)
+	if len(resA) != len(resB) {
+		t.Fatal("replicas serve different results")
+	}
+}
