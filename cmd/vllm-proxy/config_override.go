@@ -18,6 +18,14 @@ type overrides struct {
 	listenSrc   *source
 	backends    []string
 	backendsSrc *source
+	// settings are the other flag and env values, each checking and setting one key.
+	settings []setting
+}
+
+// setting is one flag or env value laid on the config: set reports a bad value.
+type setting struct {
+	src source
+	set func(cfg *fileConfig) error
 }
 
 // apply lays the overrides on cfg, reporting every bad value by the flag or variable it
@@ -50,6 +58,11 @@ func (o overrides) apply(cfg *fileConfig) configErrors {
 			}
 		}
 		cfg.Backends = bs
+	}
+	for _, st := range o.settings {
+		if err := st.set(cfg); err != nil {
+			errs = append(errs, configError{where: st.src.name, msg: err.Error()})
+		}
 	}
 	return errs
 }

@@ -14,7 +14,7 @@ import (
 
 // policies are the routing.policy values the routing package knows.
 func policies() []string {
-	return []string{routing.PolicyLeastLoad, routing.PolicyRoundRobin, routing.PolicyRandom}
+	return routing.PolicyNames()
 }
 
 // validate checks the decoded values; every problem is reported with the position of its

@@ -29,6 +29,7 @@ func (s *ServeCmd) prepare(app *App, src func(flag string) source) error {
 	if bs := src("backend"); bs.kind == "flag" || bs.kind == "env" {
 		s.over.backends, s.over.backendsSrc = s.Backends, &bs
 	}
+	s.over.settings = s.settingsFrom(src)
 	cfg := defaultConfig()
 	var fileErr error
 	if s.Config != "" {
@@ -74,22 +75,44 @@ func (s *ServeCmd) Reload() (*fileConfig, error) {
 
 // Run serves until app.Ctx is cancelled (SIGINT, SIGTERM), then stops accepting
 // connections and waits up to --shutdown-timeout for in-flight requests before
-// returning. A clean drain returns nil, so the process exits 0.
+// returning. A clean drain returns nil, so the process exits 0. With --config, the file
+// is reloaded when it changes or on SIGHUP.
 func (s *ServeCmd) Run(app *App) error {
+	return s.run(app, modeServe)
+}
+
+// run builds the stack for mode, serves it and tears it down after the drain.
+func (s *ServeCmd) run(app *App, mode stackMode) error {
 	cfg := s.cfg
 	if cfg == nil { // run always prepares; this guards direct calls
 		cfg = defaultConfig()
 	}
-	handler, cleanup, err := newServeHandler(app, cfg)
-	if err != nil {
-		return fmt.Errorf("building the proxy: %w", err)
+	if len(cfg.Backends) == 0 {
+		return errors.New("no backends to serve: give --backend URL (repeatable), VLLM_PXY_BACKENDS, or a config file with backends")
 	}
-	defer cleanup()
+	st, err := newStack(app, cfg, mode)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if s.Config != "" {
+		rl := newReloader(s.Config, s.Reload, st.reload, app.Log.With(slog.String("component", "config")))
+		if err := rl.Start(app.Ctx); err != nil {
+			app.Log.Warn("config hot reload is off: cannot watch the file", slog.String("path", s.Config), logging.Err(err))
+		} else {
+			defer rl.Stop()
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	return serveListener(app, ln, handler, s.ShutdownTimeout)
+	return serveListener(app, ln, st.mux, s.ShutdownTimeout)
+}
+
+// Run runs the batch workers until app.Ctx is cancelled, serving /health and /metrics.
+func (w *WorkerCmd) Run(app *App) error {
+	return w.run(app, modeWorker)
 }
 
 // serveListener serves handler on ln until app.Ctx ends, then drains within timeout.
@@ -125,17 +148,4 @@ func serveListener(app *App, ln net.Listener, handler http.Handler, timeout time
 	}
 	app.Log.Info("stopped")
 	return nil
-}
-
-// newServeHandler builds what serve serves. The proxy replaces this body; until then
-// it answers GET /health. cleanup runs after the server has drained.
-func newServeHandler(app *App, cfg *fileConfig) (http.Handler, func(), error) {
-	_ = cfg
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	_ = app
-	return mux, func() {}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,17 +19,38 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/vllm-proxy/vllm-proxy/logging"
+	"github.com/vllm-proxy/vllm-proxy/sim"
 )
+
+// startSim starts an in-process simulator for the test and returns its base URL.
+func startSim(t *testing.T, cfg sim.Config) string {
+	t.Helper()
+	s, err := sim.Start(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s.URL()
+}
 
 // startRun runs run in the background on a free port and waits for the "serving"
 // record; it returns the base URL, the output and a stop function that cancels the
 // context and returns run's exit code.
 func startRun(t *testing.T, args ...string) (string, *syncBuffer, func() int) {
 	t.Helper()
+	return startCmd(t, "serve", args...)
+}
+
+// startCmd is startRun for another command that takes serve's flags (worker).
+func startCmd(t *testing.T, command string, args ...string) (string, *syncBuffer, func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
-	args = append([]string{"serve", "-R", "memory", "--listen", "127.0.0.1:0", "--shutdown-timeout", "5s"}, args...)
+	if !slices.Contains(args, "--backend") && !slices.Contains(args, "--config") {
+		args = append(args, "--backend", startSim(t, sim.Config{Model: "m", Instant: true}))
+	}
+	args = append([]string{command, "-R", "memory", "--listen", "127.0.0.1:0", "--shutdown-timeout", "5s"}, args...)
 	go func() { done <- run(ctx, args, envOf(nil), stdout, stderr) }()
 	addrRe := regexp.MustCompile(`addr"?[:=] ?"?(127\.0\.0\.1:\d+)`)
 	deadline := time.Now().Add(10 * time.Second)
@@ -70,6 +92,16 @@ func startRun(t *testing.T, args ...string) (string, *syncBuffer, func() int) {
 	}
 }
 
+// inOrder reports whether want occur in msgs in this order (other records may come between).
+func inOrder(msgs []string, want ...string) bool {
+	for _, m := range msgs {
+		if len(want) > 0 && m == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
+}
+
 func getHealth(t *testing.T, base string) {
 	t.Helper()
 	resp, err := http.Get(base + "/health")
@@ -101,8 +133,8 @@ func TestServeJSONLogs(t *testing.T) {
 			t.Errorf("serving record = %v", m)
 		}
 	}
-	if got := strings.Join(msgs, ","); !strings.Contains(got, "settings resolved,serving,shutting down,stopped") {
-		t.Errorf("records = %s", got)
+	if !inOrder(msgs, "settings resolved", "backend added", "serving", "shutting down", "stopped") {
+		t.Errorf("records = %v", msgs)
 	}
 }
 
@@ -128,7 +160,7 @@ func TestServeYAMLLogs(t *testing.T) {
 		}
 		msgs = append(msgs, m["msg"].(string))
 	}
-	if strings.Join(msgs, ",") != "serving,shutting down,stopped" {
+	if !inOrder(msgs, "backend added", "serving", "shutting down", "stopped") || slices.Contains(msgs, "settings resolved") {
 		t.Errorf("documents = %v", msgs)
 	}
 }
@@ -244,7 +276,7 @@ func TestServeListenError(t *testing.T) {
 	}
 	defer ln.Close()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-R", "memory", "--listen", ln.Addr().String(), "-L", "json"}, envOf(nil), &stdout, &stderr)
+	code := run(context.Background(), []string{"-R", "memory", "--listen", ln.Addr().String(), "-L", "json", "--backend", startSim(t, sim.Config{Model: "m", Instant: true})}, envOf(nil), &stdout, &stderr)
 	if code != exitError || !strings.Contains(stdout.String(), `"msg":"command failed"`) || !strings.Contains(stdout.String(), "address already in use") {
 		t.Fatalf("code %d stdout %s", code, stdout.String())
 	}

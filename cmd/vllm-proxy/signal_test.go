@@ -9,14 +9,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/sim"
 )
 
 // TestSignal runs the real main in a child process, then sends SIGTERM and SIGINT: each
 // time the server logs its shutdown and the process exits 0.
 func TestSignal(t *testing.T) {
+	backend := startSim(t, sim.Config{Model: "m", Instant: true})
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "serve", "-R", "memory", "--listen", "127.0.0.1:0", "-L", "json", "--shutdown-timeout", "5s")
+			cmd := exec.Command(os.Args[0], "serve", "-R", "memory", "--listen", "127.0.0.1:0", "-L", "json", "--shutdown-timeout", "5s", "--backend", backend)
 			cmd.Env = []string{runMainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
