@@ -130,6 +130,15 @@ func loadScore(running, waiting float64, sinceScrape, inFlight int64, capacity i
 	return max(running+waiting*0.5+float64(sinceScrape), float64(inFlight)) / c
 }
 
+// ownInFlightLocked is this replica's in-flight count to the backend, all classes.
+func (b *Backend) ownInFlightLocked() int64 {
+	var n int64
+	for _, v := range b.inFlight {
+		n += v
+	}
+	return n
+}
+
 // candidate snapshots the backend for one Pick. inFlight is the shared total.
 func (b *Backend) candidateLocked(inFlight int64, staleAfter int) Candidate {
 	stale := b.staleLocked(staleAfter)
@@ -137,6 +146,7 @@ func (b *Backend) candidateLocked(inFlight int64, staleAfter int) Candidate {
 		Backend:            b,
 		Load:               loadScore(b.em.Running, b.em.Waiting, b.sinceScrape, inFlight, b.cfg.Capacity, stale),
 		InFlight:           inFlight,
+		OwnInFlight:        b.ownInFlightLocked(),
 		InFlightTokens:     b.inFlightTokens,
 		Capacity:           b.cfg.Capacity,
 		Running:            b.em.Running,

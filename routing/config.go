@@ -18,7 +18,7 @@ const (
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultCapacity              = 8
-	DefaultPolicy                = PolicyLeastLoad
+	DefaultPolicy                = PolicyCacheAware
 	DefaultScrapeInterval        = 500 * time.Millisecond
 	DefaultHealthCheckInterval   = 5 * time.Second
 	DefaultProbeTimeout          = 2 * time.Second
@@ -34,9 +34,13 @@ const (
 type Config struct {
 	// Backends is the pool of vLLM servers. At least one is required.
 	Backends []BackendConfig
-	// Policy chooses among the healthy backends serving a model: "least_load" (default),
-	// "round_robin" or "random".
+	// Policy chooses among the healthy backends serving a model: "cache_aware" (default),
+	// "least_load", "round_robin", "random" or "chwbl" (see PolicyNames and the package doc).
 	Policy string
+	// CacheAware tunes the cache_aware policy (defaults on each field).
+	CacheAware CacheAwareConfig
+	// CHWBL tunes the chwbl policy (defaults on each field).
+	CHWBL CHWBLConfig
 	// ScrapeInterval is how often each backend's GET /metrics is read. Default 500ms.
 	ScrapeInterval time.Duration
 	// ScrapeTimeout bounds one /metrics request. Default: ScrapeInterval.
@@ -93,6 +97,8 @@ func (c Config) Validate() error {
 	if c.Policy != "" && !knownPolicy(c.Policy) {
 		add("policy %q is unknown (want one of %s)", c.Policy, strings.Join(policyNames(), ", "))
 	}
+	probs = append(probs, c.CacheAware.problems()...)
+	probs = append(probs, c.CHWBL.problems()...)
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -205,6 +211,8 @@ func (c Config) withDefaults() Config {
 	if c.StaleAfter == 0 {
 		c.StaleAfter = DefaultStaleAfter
 	}
+	c.CacheAware = c.CacheAware.withDefaults()
+	c.CHWBL = c.CHWBL.withDefaults()
 	c.Backends = append([]BackendConfig(nil), c.Backends...)
 	for i := range c.Backends {
 		c.Backends[i] = c.Backends[i].withDefaults()

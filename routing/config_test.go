@@ -22,6 +22,9 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		EjectBackoffCap:  time.Second,
 		MaxFails:         -1,
 		StaleAfter:       -2,
+		CacheAware: CacheAwareConfig{BlockChars: -1, MaxBlocks: -1, PrefillTokensPerSecond: -1, QueueBudget: -1,
+			SaturationLoad: -1, LoadFactor: 0.5, LocalIndexBlocks: -1, PrefixTTL: -1},
+		CHWBL: CHWBLConfig{KeyChars: -1, LoadFactor: 0.9},
 	}
 	err := cfg.Validate()
 	if !errors.Is(err, ErrInvalidConfig) {
@@ -37,6 +40,16 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		`policy "fastest" is unknown`,
 		"scrape_interval must not be negative",
 		"eject_backoff_cap (1s) must not be below eject_backoff_base (1m0s)",
+		"cache_aware: block_chars must not be negative",
+		"cache_aware: max_blocks must not be negative",
+		"cache_aware: prefill_tokens_per_second must not be negative",
+		"cache_aware: queue_budget must not be negative",
+		"cache_aware: saturation_load must not be negative",
+		"cache_aware: load_factor must be at least 1 (got 0.5)",
+		"cache_aware: local_index_blocks must not be negative",
+		"cache_aware: prefix_ttl must not be negative",
+		"chwbl: key_chars must not be negative",
+		"chwbl: load_factor must be at least 1 (got 0.9)",
 		"max_fails must not be negative",
 		"stale_after must not be negative",
 	} {
@@ -55,17 +68,24 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := cfg.withDefaults()
-	if d.Policy != PolicyLeastLoad || d.ScrapeInterval != 500*time.Millisecond || d.ScrapeTimeout != d.ScrapeInterval ||
+	if d.Policy != PolicyCacheAware || d.ScrapeInterval != 500*time.Millisecond || d.ScrapeTimeout != d.ScrapeInterval ||
 		d.HealthCheckInterval != 5*time.Second || d.ModelsRefreshInterval != 10*time.Second || d.MaxFails != 3 ||
 		d.StaleAfter != 3 || d.EjectBackoffBase != time.Second || d.EjectBackoffCap != 30*time.Second ||
 		d.Backends[0].Capacity != 8 || d.ProbeTimeout != 2*time.Second {
 		t.Fatalf("defaults = %+v", d)
 	}
+	if want := (CacheAwareConfig{MaxBlocks: 256, PrefillTokensPerSecond: 10000, QueueBudget: 2 * time.Second,
+		SaturationLoad: 1, LoadFactor: 1.25, LocalIndexBlocks: 200000, PrefixTTL: 5 * time.Minute}); d.CacheAware != want {
+		t.Fatalf("cache_aware defaults = %+v, want %+v", d.CacheAware, want)
+	}
+	if want := (CHWBLConfig{KeyChars: 100, LoadFactor: 1.25}); d.CHWBL != want {
+		t.Fatalf("chwbl defaults = %+v, want %+v", d.CHWBL, want)
+	}
 	r, err := New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Policy().Name() != PolicyLeastLoad || r.Backends()[0].Capacity() != 8 || r.Backends()[0].ID() != "http://a:1" {
+	if r.Policy().Name() != PolicyCacheAware || r.Backends()[0].Capacity() != 8 || r.Backends()[0].ID() != "http://a:1" {
 		t.Fatalf("router from defaults: policy %s, capacity %d", r.Policy().Name(), r.Backends()[0].Capacity())
 	}
 	r.Stop() // Stop without Start is fine, and idempotent

@@ -20,6 +20,26 @@
 // least_load chooses among backends under 0.5 at random, weighted by free capacity
 // (capacity·(1−load)); when none is under 0.5 it takes the lowest load, ties at random.
 //
+// # Policies
+//
+// Config.Policy names one of PolicyNames: cache_aware (the default), least_load,
+// round_robin, random and chwbl; all run on the same candidates, so one benchmark can
+// compare them.
+//
+// cache_aware (CacheAware) hashes the canonical prompt into a chain of blocks (HashPrompt:
+// xxhash64, seeded with model, cache_salt and LoRA adapter; CacheAwareConfig.BlockChars
+// characters a block, 4×block_size from vllm:cache_config_info by default, at most
+// MaxBlocks), looks up each backend's longest matched prefix in a PrefixIndex, and stays
+// with the best match until that backend is a whole budget more pressured than another
+// (pressure: load score and uncached prompt tokens in flight, see CacheAware), then
+// releases to least_load. Requests no backend has an edge on are placed by consistent
+// (rendezvous) hashing with bounded load on their first unshared block, so replicas agree
+// without Redis. The chosen backend's chain is recorded after the pick. WithPrefixIndex
+// shares the index across replicas (package state); by default it is a LocalPrefixIndex.
+//
+// chwbl (CHWBL) is KubeAI's PrefixHash: consistent hashing with bounded load (factor 1.25)
+// on the first 100 characters of the first user message.
+//
 // # Health
 //
 // A backend is healthy or ejected. It is ejected by a failed GET /health, or by MaxFails
@@ -40,5 +60,8 @@
 // NewMetrics registers, under vllm_proxy_: backend_up, backend_load, backend_metrics_stale,
 // backend_in_flight_requests{class}, backend_ejections_total, backend_scrape_errors_total
 // and backend_scrape_duration_seconds, all labelled by backend; a backend's series are
-// deleted when Update removes it.
+// deleted when Update removes it. NewPolicyMetrics registers routing_decisions_total
+// {policy,reason} (affinity, saturation_release, cold_placement, fallback) and the
+// routing_predicted_prefix_hit_ratio{policy} histogram. GET /load-stats (LoadStats) shows
+// each backend's predicted hit rate next to the engine-reported one.
 package routing

@@ -57,6 +57,15 @@ func (r *Router) Pick(ctx context.Context, req *Request) (*Pick, error) {
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("routing model %q: %w", model, ErrNoBackend)
 	}
+	if req.Model != model || (req.LoRA == "" && p.lora[model]) {
+		// Policies hash the routed model and adapter: fill them in on a copy.
+		rc := *req
+		rc.Model = model
+		if rc.LoRA == "" && p.lora[model] {
+			rc.LoRA = model
+		}
+		req = &rc
+	}
 	choice, err := r.policy.Choose(ctx, req, cands)
 	if err != nil {
 		return nil, fmt.Errorf("routing model %q with policy %s: %w", model, r.policy.Name(), err)

@@ -47,6 +47,8 @@ type Candidate struct {
 	Load float64
 	// InFlight counts requests in flight to the backend from all proxy replicas, all classes.
 	InFlight int64
+	// OwnInFlight counts this replica's requests in flight to the backend, all classes.
+	OwnInFlight int64
 	// InFlightTokens estimates the uncached prompt tokens of this replica's in-flight
 	// requests to the backend.
 	InFlightTokens int64
@@ -84,14 +86,19 @@ func PolicyNames() []string { return policyNames() }
 
 // policyNames lists the names newPolicy knows.
 func policyNames() []string {
-	return []string{PolicyLeastLoad, PolicyRoundRobin, PolicyRandom}
+	return []string{PolicyCacheAware, PolicyLeastLoad, PolicyRoundRobin, PolicyRandom, PolicyCHWBL}
 }
 
 func knownPolicy(name string) bool { return slices.Contains(policyNames(), name) }
 
-// newPolicy builds the named built-in policy.
-func newPolicy(name string, rnd Rand) (Policy, error) {
-	switch name {
+// newPolicy builds the named built-in policy. idx is the prefix index of cache_aware (nil:
+// its local one); m receives the prefix-aware policies' metrics.
+func newPolicy(cfg Config, rnd Rand, idx PrefixIndex, m *PolicyMetrics) (Policy, error) {
+	switch name := cfg.Policy; name {
+	case PolicyCacheAware:
+		return NewCacheAware(cfg.CacheAware, idx, rnd, m)
+	case PolicyCHWBL:
+		return NewCHWBL(cfg.CHWBL, rnd, m)
 	case PolicyLeastLoad:
 		return NewLeastLoad(rnd), nil
 	case PolicyRoundRobin:

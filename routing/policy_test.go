@@ -137,12 +137,12 @@ func TestRoundRobinAndRandom(t *testing.T) {
 		}
 	}
 	for _, name := range policyNames() {
-		p, err := newPolicy(name, nil)
+		p, err := newPolicy(Config{Policy: name}, nil, nil, nil)
 		if err != nil || p.Name() != name {
 			t.Errorf("newPolicy(%q) = %v, %v", name, p, err)
 		}
 	}
-	if _, err := newPolicy("nope", nil); err == nil {
+	if _, err := newPolicy(Config{Policy: "nope"}, nil, nil, nil); err == nil {
 		t.Error("newPolicy(nope) succeeded")
 	}
 }

@@ -40,11 +40,16 @@ type Request struct {
 	Model string
 	// Class is the traffic class; empty means ClassInteractive.
 	Class Class
-	// Prompt is the canonical prompt text, for prefix-cache-aware policies.
+	// Prompt is the canonical prompt text, for prefix-cache-aware policies: chat messages
+	// in order, each as "<|role|>[ name][ tool_call_id]\n" + content + "\n" (tool
+	// definitions first, as "<|tools|>\n" + JSON + "\n"); a completions prompt or an
+	// embeddings input as is. cache_aware hashes all of it; chwbl reads the first user
+	// message through the role markers (FirstUserText).
 	Prompt string
 	// CacheSalt is the request's cache_salt field, which scopes vLLM's prefix cache.
 	CacheSalt string
-	// LoRA is the LoRA adapter name when Model names one.
+	// LoRA is the LoRA adapter name when Model names one. Pick fills it in (on a copy
+	// handed to the policy) from the model list when it is empty and Model is an adapter.
 	LoRA string
 	// Exclude lists IDs of backends already tried for this request.
 	Exclude []string

@@ -48,6 +48,7 @@ type pool struct {
 	models   []Model               // merged, deduplicated by id, first appearance order
 	ids      []string              // ids of models
 	base     []string              // ids of models that are not LoRA adapters
+	lora     map[string]bool       // ids of models that are LoRA adapters
 }
 
 // New builds a Router from cfg (defaults applied to zero fields). reg may be nil.
@@ -74,16 +75,20 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 	if o.rnd == nil {
 		o.rnd = globalRand{}
 	}
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	if o.policy == nil {
-		p, err := newPolicy(cfg.Policy, o.rnd)
+		pm, err := NewPolicyMetrics(reg)
+		if err != nil {
+			return nil, err
+		}
+		p, err := newPolicy(cfg, o.rnd, o.prefix, pm)
 		if err != nil {
 			return nil, err
 		}
 		o.policy = p
-	}
-	m, err := NewMetrics(reg)
-	if err != nil {
-		return nil, err
 	}
 	r := &Router{
 		cfg: cfg, log: log, metrics: m, share: o.share, scrapes: o.scrapes, policy: o.policy, now: o.now,
@@ -185,14 +190,17 @@ func (r *Router) rebuild() {
 }
 
 func buildPool(list []*Backend) *pool {
-	p := &pool{backends: list, byID: make(map[string]*Backend, len(list)), byModel: map[string][]*Backend{}}
+	p := &pool{backends: list, byID: make(map[string]*Backend, len(list)), byModel: map[string][]*Backend{},
+		lora: map[string]bool{}}
 	seen := map[string]bool{}
 	addModel := func(m Model) {
 		if !seen[m.ID] {
 			seen[m.ID] = true
 			p.models = append(p.models, m)
 			p.ids = append(p.ids, m.ID)
-			if !m.IsLoRA() {
+			if m.IsLoRA() {
+				p.lora[m.ID] = true
+			} else {
 				p.base = append(p.base, m.ID)
 			}
 		}

@@ -99,6 +99,7 @@ type options struct {
 	share   LoadShare
 	scrapes ScrapeCoordinator
 	policy  Policy
+	prefix  PrefixIndex
 	now     func() time.Time
 	rnd     Rand
 }
@@ -109,6 +110,11 @@ func WithLoadShare(s LoadShare) Option { return func(o *options) { o.share = s }
 
 // WithScrapeCoordinator shares scrapes across replicas (default: LocalScrapeCoordinator).
 func WithScrapeCoordinator(c ScrapeCoordinator) Option { return func(o *options) { o.scrapes = c } }
+
+// WithPrefixIndex shares prefix ownership across replicas for the cache_aware policy
+// (cmd passes state.Store.Prefix()). By default, or with nil, cache_aware keeps a
+// LocalPrefixIndex of this replica's own decisions.
+func WithPrefixIndex(p PrefixIndex) Option { return func(o *options) { o.prefix = p } }
 
 // WithPolicy overrides Config.Policy with a ready-made Policy.
 func WithPolicy(p Policy) Option { return func(o *options) { o.policy = p } }

@@ -21,6 +21,11 @@ type BackendStats struct {
 	// PrefixCacheHitRate is Δhits/Δqueries of the engine's prefix cache counters between
 	// the last two scrapes that saw traffic (V0: the hit-rate gauge).
 	PrefixCacheHitRate float64 `json:"prefix_cache_hit_rate"`
+	// PredictedPrefixCacheHitRate is what the policy predicted for the requests this
+	// replica recently sent to the backend (cached prompt characters over prompt
+	// characters, see CacheAware.PredictedHitRate), next to the engine-reported rate
+	// above; null when the policy makes no prediction or has not picked the backend yet.
+	PredictedPrefixCacheHitRate *float64 `json:"predicted_prefix_cache_hit_rate"`
 	// MetricsAgeMS is the age of the latest successful scrape; -1 when there was none.
 	MetricsAgeMS int64 `json:"metrics_age_ms"`
 	// MetricsStale is true when the last StaleAfter scrapes failed (load then comes from
@@ -30,10 +35,19 @@ type BackendStats struct {
 	Engines int `json:"engines"`
 }
 
+// HitPredictor is implemented by policies that predict prefix-cache hits (CacheAware);
+// LoadStats shows the prediction next to the engine-reported hit rate.
+type HitPredictor interface {
+	// PredictedHitRate is the recent predicted hit rate of backend; ok is false when
+	// there is none.
+	PredictedHitRate(backend string) (rate float64, ok bool)
+}
+
 // LoadStats returns one entry per backend, in pool order.
 func (r *Router) LoadStats() []BackendStats {
 	now := r.now()
 	p := r.pool.Load()
+	hp, _ := r.policy.(HitPredictor)
 	out := make([]BackendStats, 0, len(p.backends))
 	for _, b := range p.backends {
 		b.mu.Lock()
@@ -48,6 +62,11 @@ func (r *Router) LoadStats() []BackendStats {
 		}
 		for i, n := range r.inFlightByClassLocked(b) {
 			s.InFlightByClass[classes[i]] = n
+		}
+		if hp != nil {
+			if v, ok := hp.PredictedHitRate(b.id); ok {
+				s.PredictedPrefixCacheHitRate = &v
+			}
 		}
 		if b.hasMetrics {
 			s.MetricsAgeMS = max(0, now.Sub(b.scrapedAt).Milliseconds())

@@ -1,0 +1,157 @@
+package routing
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of CacheAwareConfig.
+const (
+	// DefaultPrefillTokensPerSecond turns uncached tokens in flight into queueing time:
+	// the prefill throughput of one backend (the simulator's default; a 7–8B model on
+	// one modern GPU prefills about this fast).
+	DefaultPrefillTokensPerSecond = 10_000.0
+	// DefaultQueueBudget is the queueing a backend may carry beyond its least pressured
+	// alternative and still attract requests by affinity: 2 s, i.e. 20,000 uncached
+	// tokens at the default throughput.
+	DefaultQueueBudget = 2 * time.Second
+	// DefaultSaturationLoad is the load score counted as one budget: a backend at its
+	// configured capacity.
+	DefaultSaturationLoad = 1.0
+)
+
+// CacheAwareConfig tunes the cache_aware policy. The zero value of every field means the
+// default named on it. It is a plain value.
+type CacheAwareConfig struct {
+	// BlockChars is the length in characters of one prefix block. Default 0: four
+	// characters per token of the smallest block_size a candidate publishes in
+	// vllm:cache_config_info, else DefaultBlockChars (64, vLLM's 16-token block).
+	BlockChars int
+	// MaxBlocks caps the block chain hashed per request. Default 256 (DefaultMaxBlocks).
+	MaxBlocks int
+	// PrefillTokensPerSecond is the assumed prefill throughput of one backend; it turns a
+	// backend's uncached prompt tokens in flight into an estimated queueing time.
+	// Default 10000.
+	PrefillTokensPerSecond float64
+	// QueueBudget is how much estimated queueing (uncached tokens in flight divided by
+	// PrefillTokensPerSecond) counts as one budget of pressure. Default 2s.
+	QueueBudget time.Duration
+	// SaturationLoad is the load score that counts as one budget of pressure. Default
+	// 1.0 (a backend at its configured capacity).
+	SaturationLoad float64
+	// LoadFactor bounds cold placement: a backend takes a cold request only while its
+	// load stays within LoadFactor times its capacity-weighted share. Default 1.25.
+	LoadFactor float64
+	// LocalIndexBlocks bounds the in-process prefix index used when the Router has no
+	// shared PrefixIndex (WithPrefixIndex). Default 200000 blocks.
+	LocalIndexBlocks int
+	// PrefixTTL is how long the in-process index believes a recorded ownership. Default
+	// 5m. (The shared index has its own TTL: state.Config.PrefixTTL.)
+	PrefixTTL time.Duration
+}
+
+// Validate reports every problem in c (zero values are valid: they mean the default).
+// The error wraps ErrInvalidConfig.
+func (c CacheAwareConfig) Validate() error {
+	return joinConfigProblems(c.problems())
+}
+
+func (c CacheAwareConfig) problems() []string {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf("cache_aware: "+format, args...)) }
+	if c.BlockChars < 0 {
+		add("block_chars must not be negative (got %d)", c.BlockChars)
+	}
+	if c.MaxBlocks < 0 {
+		add("max_blocks must not be negative (got %d)", c.MaxBlocks)
+	}
+	if !(c.PrefillTokensPerSecond >= 0) {
+		add("prefill_tokens_per_second must not be negative (got %v)", c.PrefillTokensPerSecond)
+	}
+	if c.QueueBudget < 0 {
+		add("queue_budget must not be negative (got %s)", c.QueueBudget)
+	}
+	if !(c.SaturationLoad >= 0) {
+		add("saturation_load must not be negative (got %v)", c.SaturationLoad)
+	}
+	if c.LoadFactor != 0 && !(c.LoadFactor >= 1) {
+		add("load_factor must be at least 1 (got %v)", c.LoadFactor)
+	}
+	if c.LocalIndexBlocks < 0 {
+		add("local_index_blocks must not be negative (got %d)", c.LocalIndexBlocks)
+	}
+	if c.PrefixTTL < 0 {
+		add("prefix_ttl must not be negative (got %s)", c.PrefixTTL)
+	}
+	return probs
+}
+
+func (c CacheAwareConfig) withDefaults() CacheAwareConfig {
+	if c.MaxBlocks == 0 {
+		c.MaxBlocks = DefaultMaxBlocks
+	}
+	if c.PrefillTokensPerSecond == 0 {
+		c.PrefillTokensPerSecond = DefaultPrefillTokensPerSecond
+	}
+	if c.QueueBudget == 0 {
+		c.QueueBudget = DefaultQueueBudget
+	}
+	if c.SaturationLoad == 0 {
+		c.SaturationLoad = DefaultSaturationLoad
+	}
+	if c.LoadFactor == 0 {
+		c.LoadFactor = DefaultLoadFactor
+	}
+	if c.LocalIndexBlocks == 0 {
+		c.LocalIndexBlocks = DefaultLocalIndexBlocks
+	}
+	if c.PrefixTTL == 0 {
+		c.PrefixTTL = DefaultPrefixTTL
+	}
+	return c
+}
+
+// CHWBLConfig tunes the chwbl baseline policy (KubeAI's PrefixHash). The zero value of
+// every field means the default named on it.
+type CHWBLConfig struct {
+	// KeyChars is how many leading characters of the first user message form the hash
+	// key. Default 100 (KubeAI's prefixCharLength).
+	KeyChars int
+	// LoadFactor bounds placement as in CacheAwareConfig.LoadFactor. Default 1.25.
+	LoadFactor float64
+}
+
+// DefaultCHWBLKeyChars is KubeAI's default key length.
+const DefaultCHWBLKeyChars = 100
+
+// Validate reports every problem in c. The error wraps ErrInvalidConfig.
+func (c CHWBLConfig) Validate() error { return joinConfigProblems(c.problems()) }
+
+func (c CHWBLConfig) problems() []string {
+	var probs []string
+	if c.KeyChars < 0 {
+		probs = append(probs, fmt.Sprintf("chwbl: key_chars must not be negative (got %d)", c.KeyChars))
+	}
+	if c.LoadFactor != 0 && !(c.LoadFactor >= 1) {
+		probs = append(probs, fmt.Sprintf("chwbl: load_factor must be at least 1 (got %v)", c.LoadFactor))
+	}
+	return probs
+}
+
+func (c CHWBLConfig) withDefaults() CHWBLConfig {
+	if c.KeyChars == 0 {
+		c.KeyChars = DefaultCHWBLKeyChars
+	}
+	if c.LoadFactor == 0 {
+		c.LoadFactor = DefaultLoadFactor
+	}
+	return c
+}
+
+// joinConfigProblems wraps problems into one ErrInvalidConfig error, or returns nil.
+func joinConfigProblems(probs []string) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, joinProblems(probs))
+}

@@ -1,0 +1,213 @@
+package routing
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// PolicyCacheAware and PolicyCHWBL are the prefix-aware policy names.
+const (
+	PolicyCacheAware = "cache_aware"
+	PolicyCHWBL      = "chwbl"
+)
+
+// CacheAware is the cache_aware policy: sticky to the backend holding the longest cached
+// prefix of the prompt until it saturates, cold requests placed by consistent hashing with
+// bounded load. Per request:
+//
+//  1. Hash the canonical prompt (Request.Prompt) into a chain of blocks (HashPrompt,
+//     seeded with model, cache_salt and LoRA; BlockChars, MaxBlocks) and look the chain up
+//     in the PrefixIndex: each candidate's matched blocks m_i.
+//  2. No full block (empty or short prompt): least_load (reason fallback).
+//  3. Cold: every candidate matches equally (usually nothing, or a boilerplate prefix all
+//     of them hold). Place by consistent hashing with bounded load (LoadFactor) keyed on
+//     the first block past that common part — the first block when nothing matches — so
+//     every replica chooses the same backend without Redis and hot prefixes spread once a
+//     backend carries more than its share (reason cold_placement).
+//  4. Warm: among the candidates with the longest match, the least pressured one is
+//     sticky. Pressure is max(load/SaturationLoad, queue/QueueBudget), where queue is the
+//     backend's uncached prompt tokens in flight (over all replicas, estimated from this
+//     replica's per-request average) divided by PrefillTokensPerSecond. The sticky backend
+//     keeps the request while its pressure is below 1 + the least pressure of the others:
+//     under budget it always stays, and when everyone is saturated the cache still wins
+//     unless another backend is a whole budget less loaded (reason affinity). Otherwise
+//     the request is released to least_load (reason saturation_release).
+//  5. Record that the chosen backend now holds the whole chain.
+//
+// CacheAware is safe for concurrent use if its Rand and index are.
+type CacheAware struct {
+	cfg   CacheAwareConfig
+	idx   PrefixIndex
+	least *LeastLoad
+	pc    *policyCounters
+	bufs  sync.Pool // *[]uint64 hash buffers
+
+	mu   sync.Mutex
+	hits map[string]*hitRate // predicted hit per backend
+}
+
+var (
+	_ Policy           = (*CacheAware)(nil)
+	_ BackendForgetter = (*CacheAware)(nil)
+)
+
+// NewCacheAware returns the cache_aware policy. idx is the prefix index (nil: a
+// LocalPrefixIndex of cfg.LocalIndexBlocks and cfg.PrefixTTL); rnd breaks ties and drives
+// least_load (nil: math/rand/v2); m receives the decision metrics (nil: not exported).
+func NewCacheAware(cfg CacheAwareConfig, idx PrefixIndex, rnd Rand, m *PolicyMetrics) (*CacheAware, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if idx == nil {
+		idx = NewLocalPrefixIndex(cfg.LocalIndexBlocks, cfg.PrefixTTL, nil)
+	}
+	p := &CacheAware{cfg: cfg, idx: idx, least: NewLeastLoad(rnd), pc: m.forPolicy(PolicyCacheAware),
+		hits: map[string]*hitRate{}}
+	p.bufs.New = func() any { b := make([]uint64, 0, cfg.MaxBlocks); return &b }
+	return p, nil
+}
+
+// Name implements Policy.
+func (*CacheAware) Name() string { return PolicyCacheAware }
+
+// Index returns the prefix index in use.
+func (p *CacheAware) Index() PrefixIndex { return p.idx }
+
+// Choose implements Policy.
+func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate) (Choice, error) {
+	bc := blockCharsFor(p.cfg.BlockChars, cands)
+	bufp := p.bufs.Get().(*[]uint64)
+	defer p.bufs.Put(bufp)
+	hashes := HashPrompt((*bufp)[:0], PrefixSeed(req.Model, req.CacheSalt, req.LoRA), req.Prompt, bc, p.cfg.MaxBlocks)
+	*bufp = hashes
+	if len(hashes) == 0 {
+		ch, err := p.least.Choose(ctx, req, cands)
+		if err == nil {
+			p.pc.decided(ReasonFallback)
+		}
+		return ch, err
+	}
+	matches := p.idx.Lookup(ctx, hashes)
+	best, common := 0, math.MaxInt
+	for _, c := range cands {
+		m := matches[c.Backend.ID()]
+		best, common = max(best, m), min(common, m)
+	}
+	var idx int
+	var reason string
+	switch {
+	case best == common:
+		idx, _ = boundedHash(hashes[min(common, len(hashes)-1)], cands, p.cfg.LoadFactor)
+		reason = ReasonCold
+	default:
+		idx, reason = p.warm(ctx, req, cands, matches, best)
+	}
+	chosen := cands[idx].Backend.ID()
+	matched := matches[chosen]
+	p.idx.Record(chosen, hashes)
+
+	total := promptBlocks(req.Prompt, bc)
+	hit := float64(matched) / float64(total)
+	p.pc.decided(reason)
+	p.pc.predictedHit.Observe(hit)
+	p.observeHit(chosen, matched*bc, len(req.Prompt))
+	uncached := req.PromptTokens() - matched*bc/charsPerToken
+	return Choice{Index: idx, UncachedTokens: max(uncached, 1)}, nil
+}
+
+// warm chooses for a request some backend holds more of than another: the least pressured
+// of the longest matches while its pressure is under 1 + the others' least, else
+// least_load.
+func (p *CacheAware) warm(ctx context.Context, req *Request, cands []Candidate, matches map[string]int, best int) (int, string) {
+	sticky, stickyP := -1, math.Inf(1)
+	otherP := math.Inf(1)
+	tokens := req.PromptTokens()
+	for i, c := range cands {
+		pr := p.pressure(c, tokens)
+		if matches[c.Backend.ID()] == best && pr < stickyP {
+			if sticky >= 0 {
+				otherP = min(otherP, stickyP)
+			}
+			sticky, stickyP = i, pr
+			continue
+		}
+		otherP = min(otherP, pr)
+	}
+	if stickyP < 1+otherP {
+		return sticky, ReasonAffinity
+	}
+	ch, err := p.least.Choose(ctx, req, cands)
+	if err != nil { // least_load never fails; keep the affinity choice if it ever does
+		return sticky, ReasonAffinity
+	}
+	return ch.Index, ReasonSaturation
+}
+
+// pressure is how saturated a candidate is, in budgets: max(load/SaturationLoad,
+// queue/QueueBudget). queue is the backend's uncached prompt tokens in flight over
+// PrefillTokensPerSecond. Candidate.InFlightTokens counts this replica's requests only, so
+// the other replicas' requests are counted at this replica's average per request (or at
+// fallbackTokens each when this replica has none in flight there).
+func (p *CacheAware) pressure(c Candidate, fallbackTokens int) float64 {
+	tokens := float64(c.InFlightTokens)
+	if others := c.InFlight - c.OwnInFlight; others > 0 {
+		avg := float64(fallbackTokens)
+		if c.OwnInFlight > 0 {
+			avg = float64(c.InFlightTokens) / float64(c.OwnInFlight)
+		}
+		tokens += float64(others) * avg
+	}
+	queue := time.Duration(tokens / p.cfg.PrefillTokensPerSecond * float64(time.Second))
+	return max(c.Load/p.cfg.SaturationLoad, float64(queue)/float64(p.cfg.QueueBudget))
+}
+
+// BackendRemoved implements BackendForgetter: the backend's ownerships and predicted hit
+// rate are dropped.
+func (p *CacheAware) BackendRemoved(id string) {
+	if f, ok := p.idx.(prefixForgetter); ok {
+		f.Forget(id)
+	}
+	p.mu.Lock()
+	delete(p.hits, id)
+	p.mu.Unlock()
+}
+
+// hitRateDecay weights the predicted hit rate toward the last ~50 picks of a backend.
+const hitRateDecay = 0.98
+
+// hitRate is a decayed ratio of predicted cached characters over prompt characters.
+type hitRate struct {
+	hit, total float64
+}
+
+func (p *CacheAware) observeHit(backend string, hitChars, totalChars int) {
+	if totalChars == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hits[backend]
+	if h == nil {
+		h = &hitRate{}
+		p.hits[backend] = h
+	}
+	h.hit = h.hit*hitRateDecay + float64(min(hitChars, totalChars))
+	h.total = h.total*hitRateDecay + float64(totalChars)
+}
+
+// PredictedHitRate is the predicted prefix-cache hit rate of the requests this replica
+// recently sent to backend: cached prompt characters over prompt characters, decayed over
+// about the last 50 picks, comparable to the engine's Δhits/Δqueries. ok is false before
+// the first pick.
+func (p *CacheAware) PredictedHitRate(backend string) (rate float64, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hits[backend]
+	if h == nil || h.total == 0 {
+		return 0, false
+	}
+	return h.hit / h.total, true
+}
