@@ -30,7 +30,9 @@ func TestReplicaCrashTakeover(t *testing.T) {
 	a := startReplicaCtx(t, ctxA, cfgA, redisStores(t, rs.URL, "a"), gate, true)
 	f := upload(t, a.srv.URL, chatLines(n, "m1", 5))
 	b := createBatch(t, a.srv.URL, f.ID, chatURL)
-	waitBatch(t, a.srv.URL, b.ID, 10*time.Second, func(b batchObject) bool { return b.RequestCounts.Completed == 40 })
+	// Under load a lapsed lease can make A re-execute a line, spending a pass of the gate,
+	// so wait for most of the 40, not all.
+	waitBatch(t, a.srv.URL, b.ID, 10*time.Second, func(b batchObject) bool { return b.RequestCounts.Completed >= 30 })
 	crashA()
 	crashed := time.Now()
 
