@@ -51,6 +51,10 @@ type Config struct {
 	// MaxDispatchResponseBytes bounds a backend response body held in memory by
 	// [Handler.Dispatch]. Default 64 MiB.
 	MaxDispatchResponseBytes int64
+	// Priority sets vLLM's "priority" field per traffic class on backends that run
+	// priority scheduling (see priority.go). The zero value sends interactive requests
+	// at 0 and batch lines at 10.
+	Priority PriorityConfig
 }
 
 // Defaults used by [Config.withDefaults].
@@ -142,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDispatchResponseBytes < 0 {
 		bad("max_dispatch_response_bytes must not be negative, got %d", c.MaxDispatchResponseBytes)
+	}
+	for _, p := range c.Priority.problems() {
+		bad("%s", p)
 	}
 	return errors.Join(errs...)
 }

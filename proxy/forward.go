@@ -98,11 +98,10 @@ func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
 	}
 }
 
-// outboundBody is the one place the body sent to a backend is chosen. Today it is the
-// client's body, byte for byte; a per-backend rewrite (e.g. setting "priority" only on
-// backends that run priority scheduling) belongs here.
-func (h *Handler) outboundBody(x *exchange, _ *routing.Pick) []byte {
-	return x.body
+// outboundBody is the one place the body sent to a backend is chosen: the client's body
+// byte for byte, except for the "priority" field, which is set per backend (priority.go).
+func (h *Handler) outboundBody(x *exchange, pick *routing.Pick) []byte {
+	return h.cfg.Priority.withPriority(x.path, x.body, x.class, pick.Backend.PriorityScheduling())
 }
 
 // attemptError classifies how an attempt ended. err is nil for a response that was
