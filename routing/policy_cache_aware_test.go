@@ -1,0 +1,227 @@
+package routing
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// words returns n pseudo-random 4-character words drawn from seed: distinct seeds give
+// distinct prompts.
+func words(seed uint64, n int) string {
+	r := rand.New(rand.NewPCG(seed, 99))
+	var b strings.Builder
+	for range n {
+		for range 3 {
+			b.WriteByte(byte('a' + r.IntN(26)))
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+func chat(system, user string) string {
+	return "<|system|>\n" + system + "\n<|user|>\n" + user + "\n"
+}
+
+func newTestCacheAware(t *testing.T, cfg CacheAwareConfig, idx PrefixIndex) (*CacheAware, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	pm, err := NewPolicyMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewCacheAware(cfg, idx, rand.New(rand.NewPCG(1, 2)), pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, reg
+}
+
+func decisions(p *CacheAware, reason string) float64 {
+	for i, r := range decisionReasons {
+		if r == reason {
+			return testutil.ToFloat64(p.pc.reasons[i])
+		}
+	}
+	return -1
+}
+
+func choose(t *testing.T, p Policy, req *Request, cands []Candidate) int {
+	t.Helper()
+	ch, err := p.Choose(t.Context(), req, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Index < 0 || ch.Index >= len(cands) {
+		t.Fatalf("Choose index %d of %d", ch.Index, len(cands))
+	}
+	return ch.Index
+}
+
+// TestCacheAwareAffinity: requests sharing a system prompt follow the backend that served
+// it first, even when another backend would be the cold choice for them, and the
+// predicted hit shows up in the histogram and the per-backend rate.
+func TestCacheAwareAffinity(t *testing.T) {
+	p, reg := newTestCacheAware(t, CacheAwareConfig{}, nil)
+	cands := idleCands(4, 8)
+	system := words(1, 256) // 1 KiB: 16 blocks
+	first := choose(t, p, &Request{Model: "m", Prompt: chat(system, words(2, 32))}, cands)
+	if decisions(p, ReasonCold) != 1 {
+		t.Fatal("first request was not a cold placement")
+	}
+	for q := range uint64(20) {
+		got := choose(t, p, &Request{Model: "m", Prompt: chat(system, words(100+q, 32))}, cands)
+		if got != first {
+			t.Fatalf("question %d went to %d, not to %d that holds the system prompt", q, got, first)
+		}
+	}
+	if got := decisions(p, ReasonAffinity); got != 20 {
+		t.Fatalf("affinity decisions = %v, want 20", got)
+	}
+	rate, ok := p.PredictedHitRate(cands[first].Backend.ID())
+	if !ok || rate < 0.7 || rate > 0.95 {
+		t.Fatalf("predicted hit rate = %v, %v; want about 1024/1170", rate, ok)
+	}
+	if _, ok := p.PredictedHitRate(cands[(first+1)%4].Backend.ID()); ok {
+		t.Fatal("a backend never picked has a predicted hit rate")
+	}
+	if n := testutil.CollectAndCount(reg, "vllm_proxy_routing_predicted_prefix_hit_ratio"); n != 1 {
+		t.Fatalf("histogram series = %d", n)
+	}
+
+	// A different first block is a different chain: no affinity.
+	other := choose(t, p, &Request{Model: "m", Prompt: chat("X"+system[1:], words(2, 32))}, cands)
+	if decisions(p, ReasonCold) != 2 {
+		t.Fatalf("a changed first block was not cold (went to %d)", other)
+	}
+}
+
+// TestCacheAwareCacheSaltScopes: the same prompt under another cache_salt shares nothing.
+func TestCacheAwareCacheSaltScopes(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
+	cands := idleCands(4, 8)
+	prompt := chat(words(3, 256), words(4, 32))
+	choose(t, p, &Request{Model: "m", Prompt: prompt, CacheSalt: "alice"}, cands)
+	choose(t, p, &Request{Model: "m", Prompt: prompt, CacheSalt: "alice"}, cands)
+	if decisions(p, ReasonAffinity) != 1 {
+		t.Fatal("the same salt did not match")
+	}
+	choose(t, p, &Request{Model: "m", Prompt: prompt, CacheSalt: "bob"}, cands)
+	choose(t, p, &Request{Model: "m", Prompt: prompt}, cands)
+	choose(t, p, &Request{Model: "m", Prompt: prompt, LoRA: "sql"}, cands)
+	if got := decisions(p, ReasonCold); got != 4 {
+		t.Fatalf("cold decisions = %v, want 4 (alice once, then bob, no salt, a LoRA)", got)
+	}
+}
+
+// TestCacheAwareSaturationRelease: the sticky backend keeps requests while under budget
+// and releases them to least_load when it is a whole budget more pressured than another,
+// by load score or by uncached tokens in flight.
+func TestCacheAwareSaturationRelease(t *testing.T) {
+	prompt := chat(words(5, 256), words(6, 32))
+	for _, tt := range []struct {
+		name    string
+		sticky  Candidate // a's state; b, c idle unless busyAll
+		busyAll float64   // load of the others
+		release bool
+	}{
+		{"under budget stays", Candidate{Load: 0.9}, 0, false},
+		{"at capacity, others idle: release", Candidate{Load: 1.0}, 0, true},
+		{"everyone saturated: cache wins", Candidate{Load: 1.5}, 1.0, false},
+		{"a budget worse than the others: release", Candidate{Load: 2.1}, 1.0, true},
+		{"uncached tokens over budget: release", Candidate{Load: 0.2, InFlightTokens: 25_000, OwnInFlight: 5, InFlight: 5}, 0, true},
+		{"uncached tokens under budget stay", Candidate{Load: 0.2, InFlightTokens: 15_000, OwnInFlight: 5, InFlight: 5}, 0, false},
+		// Other replicas' requests count at this replica's average: 5 own of 10 → 2×.
+		{"other replicas' tokens count", Candidate{Load: 0.2, InFlightTokens: 12_000, OwnInFlight: 5, InFlight: 10}, 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
+			cands := idleCands(3, 8)
+			p.idx.Record(cands[0].Backend.ID(), HashPrompt(nil, PrefixSeed("m", "", ""), prompt, 64, 256))
+			s := tt.sticky
+			s.Backend, s.Capacity = cands[0].Backend, 8
+			cands[0] = s
+			cands[1].Load, cands[2].Load = tt.busyAll, tt.busyAll
+			got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands)
+			if tt.release {
+				if got == 0 || decisions(p, ReasonSaturation) != 1 {
+					t.Fatalf("chose %d (saturation releases %v), want a release off 0", got, decisions(p, ReasonSaturation))
+				}
+				return
+			}
+			if got != 0 || decisions(p, ReasonAffinity) != 1 {
+				t.Fatalf("chose %d, want sticky 0 by affinity", got)
+			}
+		})
+	}
+}
+
+// TestCacheAwareTiesAndCommonPrefix: among equal longest matches the least pressured
+// wins; a prefix every candidate holds gives no affinity and places by the first block
+// past it.
+func TestCacheAwareTiesAndCommonPrefix(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
+	cands := idleCands(3, 8)
+	prompt := chat(words(7, 256), words(8, 32))
+	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, 64, 256)
+	p.idx.Record(cands[0].Backend.ID(), hashes)
+	p.idx.Record(cands[2].Backend.ID(), hashes)
+	cands[0].Load = 0.6
+	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != 2 {
+		t.Fatalf("tie between 0 (load 0.6) and 2 (idle) went to %d", got)
+	}
+
+	q := NewLocalPrefixIndex(0, 0, nil)
+	p2, _ := newTestCacheAware(t, CacheAwareConfig{}, q)
+	for _, c := range cands {
+		q.Record(c.Backend.ID(), hashes[:10]) // a boilerplate prefix everyone holds
+	}
+	got := choose(t, p2, &Request{Model: "m", Prompt: prompt}, cands)
+	want, _ := boundedHash(hashes[10], cands, DefaultLoadFactor)
+	if got != want || decisions(p2, ReasonCold) != 1 {
+		t.Fatalf("common prefix: chose %d, want cold placement on block 10 → %d", got, want)
+	}
+}
+
+// TestCacheAwareFallback: prompts shorter than a block go to least_load.
+func TestCacheAwareFallback(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
+	cands := idleCands(2, 8)
+	cands[0].Load = 0.9
+	for _, prompt := range []string{"", "hello"} {
+		if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != 1 {
+			t.Fatalf("prompt %q went to %d, want least loaded 1", prompt, got)
+		}
+	}
+	if decisions(p, ReasonFallback) != 2 {
+		t.Fatal("fallbacks not counted")
+	}
+}
+
+// emptyIndex is an index that has lost everything (Redis flushed or gone).
+type emptyIndex struct{}
+
+func (emptyIndex) Lookup(context.Context, []uint64) map[string]int { return map[string]int{} }
+func (emptyIndex) Record(string, []uint64)                          {}
+
+// TestCacheAwareIndexLost: with an index that knows nothing every request is a cold
+// placement, and the same prompt still goes to the same backend.
+func TestCacheAwareIndexLost(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, emptyIndex{})
+	cands := idleCands(4, 8)
+	prompt := chat(words(9, 64), "q")
+	first := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands)
+	for range 5 {
+		if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != first {
+			t.Fatalf("same prompt went to %d then %d", first, got)
+		}
+	}
+	if decisions(p, ReasonCold) != 6 {
+		t.Fatal("not all cold")
+	}
+}
