@@ -207,7 +207,7 @@ func TestCacheAwareFallback(t *testing.T) {
 type emptyIndex struct{}
 
 func (emptyIndex) Lookup(context.Context, []uint64) map[string]int { return map[string]int{} }
-func (emptyIndex) Record(string, []uint64)                          {}
+func (emptyIndex) Record(string, []uint64)                         {}
 
 // TestCacheAwareIndexLost: with an index that knows nothing every request is a cold
 // placement, and the same prompt still goes to the same backend.
