@@ -88,6 +88,10 @@ func TestBatchMixedAndAllFail(t *testing.T) {
 	if b.Status != "completed" || b.RequestCounts != (requestCounts{Total: n, Completed: 20, Failed: 10}) || b.OutputFileID == nil || b.ErrorFileID == nil {
 		t.Fatalf("mixed batch %s %+v", b.Status, b.RequestCounts)
 	}
+	// usage sums the successful lines only (5 output tokens each).
+	if b.Usage == nil || b.Usage.OutputTokens != 5*20 || b.Usage.TotalTokens != b.Usage.InputTokens+b.Usage.OutputTokens {
+		t.Fatalf("mixed batch usage %+v", b.Usage)
+	}
 	out := map[string]outputLine{}
 	resultLines(t, content(t, r.srv.URL, *b.ErrorFileID), out)
 	if len(out) != 10 {
