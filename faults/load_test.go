@@ -37,6 +37,8 @@ type chatResult struct {
 	Err     error // transport error, or a 200 whose body is not a chat completion
 	Body    []byte
 	Latency time.Duration
+	// ReadErr: the response started but reading its body failed (the connection broke).
+	ReadErr bool
 }
 
 // OK reports a 200 with a well-formed chat completion.
@@ -56,7 +58,7 @@ func chat(ctx context.Context, c *http.Client, base string, body []byte) chatRes
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	r := chatResult{Status: resp.StatusCode, Body: b, Err: err, Latency: time.Since(start)}
+	r := chatResult{Status: resp.StatusCode, Body: b, Err: err, Latency: time.Since(start), ReadErr: err != nil}
 	if r.Err == nil && r.Status == http.StatusOK {
 		var v struct {
 			Choices []struct {

@@ -1,0 +1,145 @@
+package faults
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/sim"
+)
+
+// garbageTap is a loopback backend that passes /health, /metrics and /v1/models through
+// to a real simulator (so the proxy sees a healthy backend serving "m") and answers
+// every inference request with one kind of broken HTTP, written on the raw connection.
+type garbageTap struct {
+	srv  *httptest.Server
+	hits atomic.Int64
+}
+
+// The kinds of broken answer.
+const (
+	tapBadStatus = "bad status line"   // not HTTP at all
+	tapClose     = "close at once"     // the connection closes before any byte
+	tapTruncated = "truncated body"    // 200 with Content-Length 4096 and 40 bytes, then close
+	tapBadChunk  = "bad chunked frame" // 200 chunked with a malformed chunk size
+)
+
+func startGarbageTap(t *testing.T, kind string, upstream *sim.Server) *garbageTap {
+	t.Helper()
+	u, err := url.Parse(upstream.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	g := &garbageTap{}
+	var mu sync.Mutex // one raw write at a time keeps the test's own output readable
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		g.hits.Add(1)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		switch kind {
+		case tapBadStatus:
+			_, _ = buf.WriteString("garbage \x00\xff not http\r\n\r\n")
+		case tapClose:
+		case tapTruncated:
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",")
+		case tapBadChunk:
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n")
+		}
+		_ = buf.Flush()
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// TestGarbageBackend: one of two backends answers every inference request with broken
+// HTTP. Expected, per kind of breakage, under closed-loop load:
+//   - bad status line, close at once: the breakage happens before any byte could reach
+//     the client, so the proxy retries on the good backend: zero client errors;
+//   - truncated body, bad chunked frame: the backend's headers arrived and its body broke
+//     off, so the proxy aborts the client connection: the client sees a transport error
+//     (no response at all, or a body read error), or an OpenAI-shaped 502; never a 200
+//     whose body looks complete but is not.
+//
+// In every case the proxy keeps serving and the garbage backend was really hit.
+func TestGarbageBackend(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{tapBadStatus, tapClose, tapTruncated, tapBadChunk} {
+		t.Run(strings.ReplaceAll(kind, " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			good := startSim(t, sim.Config{DecodeStepMs: 2})
+			behind := startSim(t, sim.Config{Instant: true})
+			tap := startGarbageTap(t, kind, behind)
+			px, _ := startProxy(t, "proxy", proxyConfig{Backends: []string{good.URL(), tap.srv.URL},
+				Routing: "  policy: round_robin\n  max_retries: 2\n  max_fails: 1000\n"}, "", nil, procOpts{})
+			c := newClient(t)
+			ctx, stop := context.WithTimeout(t.Context(), scale(time.Second, 5*time.Second))
+			defer stop()
+			var (
+				mu       sync.Mutex
+				results  []chatResult
+				wg       sync.WaitGroup
+				statuses = map[int]int{}
+			)
+			for w := range 4 {
+				wg.Go(func() {
+					for i := 0; ctx.Err() == nil; i++ {
+						rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+						r := chat(rctx, c, px.URL, chatBody(w*1000+i, 4, false))
+						cancel()
+						mu.Lock()
+						results = append(results, r)
+						statuses[r.Status]++
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if tap.hits.Load() == 0 {
+				t.Fatalf("the garbage backend was never tried")
+			}
+			var failed, readErrs, bad502, aborted int
+			for _, r := range results {
+				if r.OK() {
+					continue
+				}
+				failed++
+				switch kind {
+				case tapBadStatus, tapClose:
+					t.Errorf("client error where a retry was possible: status %d err %v body %.200q", r.Status, r.Err, r.Body)
+				default:
+					switch {
+					case r.Status == http.StatusBadGateway:
+						openAIError(t, r.Body)
+						bad502++
+					case r.Status == 0 && r.Err != nil:
+						aborted++ // the connection closed before any response
+					case r.Status == http.StatusOK && r.ReadErr:
+						readErrs++ // a body read error: the client knows the answer is incomplete
+					default:
+						t.Errorf("unexpected outcome: status %d err %v body %.200q", r.Status, r.Err, r.Body)
+					}
+				}
+			}
+			result(t, "requests=%d garbage-backend hits=%d client failures=%d (aborted before a response=%d, 502=%d, body read errors=%d) statuses=%v",
+				len(results), tap.hits.Load(), failed, aborted, bad502, readErrs, statuses)
+		})
+	}
+}
