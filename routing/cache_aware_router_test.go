@@ -1,0 +1,143 @@
+package routing
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func fakePool(t *testing.T, n, capacity int) ([]*fakeVLLM, Config) {
+	t.Helper()
+	var fakes []*fakeVLLM
+	var urls []string
+	for range n {
+		f := newFakeVLLM(t, "m")
+		fakes, urls = append(fakes, f), append(urls, f.URL)
+	}
+	cfg := fastConfig(urls...)
+	for i := range cfg.Backends {
+		cfg.Backends[i].Capacity = capacity
+	}
+	return fakes, cfg
+}
+
+// TestCacheAwareUniformPromptsSpread: uniformly random prompts through the Router spread
+// over four backends with max/mean requests per backend ≤ 1.25, both one at a time and
+// with 16 in flight at once (placement counts, not timing).
+func TestCacheAwareUniformPromptsSpread(t *testing.T) {
+	_, cfg := fakePool(t, 4, 8)
+	for _, inFlight := range []int{1, 16} {
+		r, _ := newIdleRouter(t, cfg)
+		rnd := rand.New(rand.NewPCG(5, uint64(inFlight)))
+		count := map[string]int{}
+		const requests = 2000
+		var open []*Pick
+		for range requests {
+			prompt := words(rnd.Uint64(), 16+rnd.IntN(112))
+			pk, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: prompt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[pk.Backend.ID()]++
+			if open = append(open, pk); len(open) == inFlight {
+				for _, p := range open {
+					p.Done(Outcome{Status: http.StatusOK})
+				}
+				open = open[:0]
+			}
+		}
+		for _, p := range open {
+			p.Done(Outcome{Status: http.StatusOK})
+		}
+		mx := 0
+		for _, c := range count {
+			mx = max(mx, c)
+		}
+		if ratio := float64(mx) / (requests / 4.0); len(count) != 4 || ratio > 1.25 {
+			t.Errorf("%d in flight: counts %v, max/mean %.3f, want ≤ 1.25 over 4 backends", inFlight, count, ratio)
+		} else {
+			t.Logf("%d in flight: max/mean %.3f", inFlight, ratio)
+		}
+		r.Stop()
+	}
+}
+
+// TestCacheAwareSaturationReleaseThroughPick: requests sharing a prefix stay on its
+// backend while their own in-flight load stays under capacity, then spill to another
+// backend; once the first ones finish the prefix's backend takes requests again.
+func TestCacheAwareSaturationReleaseThroughPick(t *testing.T) {
+	_, cfg := fakePool(t, 3, 4)
+	r, _ := newIdleRouter(t, cfg)
+	ca := r.Policy().(*CacheAware)
+	system := words(11, 200)
+	var held []*Pick
+	var home string
+	for i := range 4 {
+		pk, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: chat(system, fmt.Sprint("question ", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			home = pk.Backend.ID()
+		} else if pk.Backend.ID() != home {
+			t.Fatalf("request %d left %s at load %d/4", i, home, i)
+		}
+		held = append(held, pk)
+	}
+	pk, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: chat(system, "question 4")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pk.Backend.ID() == home {
+		t.Fatalf("fifth request stayed on %s at 4/4", home)
+	}
+	pk.Done(Outcome{Status: http.StatusOK})
+	for _, p := range held {
+		p.Done(Outcome{Status: http.StatusOK})
+	}
+	// Both now hold the prefix; the idle home (or the spill target, equally idle) takes it by affinity.
+	got, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: chat(system, "question 5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Done(Outcome{Status: http.StatusOK})
+	if id := got.Backend.ID(); id != home && id != pk.Backend.ID() {
+		t.Fatalf("after the release the prefix went to a third backend %s", id)
+	}
+	if a, s, c := testutil.ToFloat64(ca.pc.reasons[0]), testutil.ToFloat64(ca.pc.reasons[1]), testutil.ToFloat64(ca.pc.reasons[2]); a != 4 || s != 1 || c != 1 {
+		t.Fatalf("decisions: affinity %v, saturation %v, cold %v; want 4, 1, 1", a, s, c)
+	}
+}
+
+// TestCHWBLRoutersAgree: two routers running chwbl over the same backends, each with its
+// own state, send every conversation to the same backend.
+func TestCHWBLRoutersAgree(t *testing.T) {
+	_, cfg := fakePool(t, 4, 8)
+	cfg.Policy = PolicyCHWBL
+	r1, _ := newIdleRouter(t, cfg)
+	r2, _ := newIdleRouter(t, cfg)
+	used := map[string]bool{}
+	for conv := range uint64(50) {
+		req := &Request{Model: "m", Prompt: chat("system", words(conv, 30))}
+		p1, err := r1.Pick(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, err := r2.Pick(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p1.Backend.ID() != p2.Backend.ID() {
+			t.Fatalf("conversation %d: %s vs %s", conv, p1.Backend.ID(), p2.Backend.ID())
+		}
+		used[p1.Backend.ID()] = true
+		p1.Done(Outcome{Status: http.StatusOK})
+		p2.Done(Outcome{Status: http.StatusOK})
+	}
+	if len(used) != 4 {
+		t.Fatalf("50 conversations used %d of 4 backends", len(used))
+	}
+}
