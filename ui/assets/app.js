@@ -102,16 +102,23 @@ function renderRouting(data) {
 
 // ---- series and stats ----
 
+// On a narrow screen the charts show the last 8 hours, so bars and labels stay legible.
+function visibleBuckets(buckets, el) {
+  return el.clientWidth > 0 && el.clientWidth < 500 ? buckets.slice(-32) : buckets;
+}
+
 function renderSeries(data) {
-  barChart($('chart-throughput'), data.buckets, {
+  barChart($('chart-throughput'), visibleBuckets(data.buckets, $('chart-throughput')), {
     stacks: [{ key: 'requests', cls: 'b-int', label: 'interactive' }, { key: 'batch_requests', cls: 'b-batch', label: 'batch' }],
     line: { key: 'errors', cls: 'l-err', label: 'errors' }, fmt: num,
   });
-  barChart($('chart-uploads'), data.buckets, {
+  barChart($('chart-uploads'), visibleBuckets(data.buckets, $('chart-uploads')), {
     stacks: [{ key: 'upload_bytes', cls: 'b-up', label: 'uploaded' }], fmt: bytes,
     extra: b => `files: ${b.uploads}`,
   });
 }
+
+function plural(n, word) { return `${num(n)} ${word}${n === 1 ? '' : 's'}`; }
 
 function tile(k, v, sub) {
   return h('div', { class: 'tile', 'data-stat': k }, h('div', { class: 'v', text: v }), h('div', { class: 'k', text: sub }));
@@ -125,6 +132,8 @@ function renderStats(stats) {
   const recent = lastBatches.filter(b => b.created_at >= day);
   const count = st => recent.filter(b => b.status === st).length;
   const active = lastBatches.filter(b => ACTIVE.has(b.status) || b.status === 'cancelling').length;
+  // Without a files-uploaded counter, count the batch input files still listed.
+  const uploadedFiles = lastFiles.filter(f => f.purpose === 'batch' && f.created_at >= day).length;
   const errRate = w.requests + w.batch_requests > 0 ? w.errors / (w.requests + w.batch_requests) : 0;
   $('tiles').replaceChildren(
     tile('requests', num(w.requests), 'interactive requests'),
@@ -132,8 +141,8 @@ function renderStats(stats) {
     tile('errors', num(w.errors), `errors (${pct(errRate)})`),
     tile('peak', num(p.requests + p.batch_requests), 'peak requests / 15 min'),
     tile('lines', num(w.lines_completed), `lines done, ${num(w.lines_failed)} failed`),
-    tile('uploads', bytes(w.upload_bytes), `uploaded in ${num(w.uploads)} files`),
-    tile('batches', num(recent.length), `batches created, ${active} active`),
+    tile('uploads', bytes(w.upload_bytes), `uploaded, ${plural(w.uploads || uploadedFiles, 'file')}`),
+    tile('batches', num(recent.length), `${recent.length === 1 ? 'batch' : 'batches'} created, ${active} active`),
     tile('finished', `${count('completed')} / ${count('failed')} / ${count('cancelled')}`, 'completed / failed / cancelled'),
   );
 }

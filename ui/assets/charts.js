@@ -1,6 +1,6 @@
 // Bar charts drawn as plain SVG, sized by viewBox so they scale with the card.
 const NS = 'http://www.w3.org/2000/svg'; // an XML namespace name, never fetched
-const W = 600, H = 180, PAD_L = 40, PAD_B = 18, PAD_T = 8;
+const W = 600, H = 180, PAD_L = 54, PAD_B = 18, PAD_T = 8;
 
 function s(tag, attrs, ...children) {
   const el = document.createElementNS(NS, tag);

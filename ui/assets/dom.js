@@ -81,4 +81,5 @@ export function replaceRows(tbody, rows, emptyText, cols) {
 }
 
 // td builds a cell with the column label the phone layout shows.
-export function td(label, ...children) { return h('td', { 'data-label': label }, ...children); }
+// The cell's content sits in one div so the phone layout's label/value grid has two items.
+export function td(label, ...children) { return h('td', { 'data-label': label }, h('div', {}, ...children)); }
