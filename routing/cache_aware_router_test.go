@@ -1,9 +1,12 @@
 package routing
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -139,5 +142,45 @@ func TestCHWBLRoutersAgree(t *testing.T) {
 	}
 	if len(used) != 4 {
 		t.Fatalf("50 conversations used %d of 4 backends", len(used))
+	}
+}
+
+// recordingPolicy remembers the requests it was asked about and chooses the first candidate.
+type recordingPolicy struct {
+	mu   sync.Mutex
+	seen []Request
+}
+
+func (p *recordingPolicy) Name() string { return "recording" }
+func (p *recordingPolicy) Choose(_ context.Context, req *Request, _ []Candidate) (Choice, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, *req)
+	return Choice{}, nil
+}
+
+// TestPickFillsModelAndLoRA: the policy sees the routed model when the request names none,
+// and the adapter name when the model is a LoRA adapter, so prefix hashes are scoped the
+// way vLLM scopes its cache; the caller's Request is left alone.
+func TestPickFillsModelAndLoRA(t *testing.T) {
+	f := newFakeVLLM(t, "llama", "sql@llama")
+	rec := &recordingPolicy{}
+	r, _ := newIdleRouter(t, fastConfig(f.URL), WithPolicy(rec))
+	for _, req := range []*Request{{}, {Model: "sql"}, {Model: "sql", LoRA: "given"}, {Model: "llama"}} {
+		orig := *req
+		pk, err := r.Pick(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk.Done(Outcome{Status: http.StatusOK})
+		if !reflect.DeepEqual(*req, orig) {
+			t.Fatalf("Pick changed the request: %+v → %+v", orig, *req)
+		}
+	}
+	want := []struct{ model, lora string }{{"llama", ""}, {"sql", "sql"}, {"sql", "given"}, {"llama", ""}}
+	for i, w := range want {
+		if got := rec.seen[i]; got.Model != w.model || got.LoRA != w.lora {
+			t.Errorf("request %d: policy saw model %q lora %q, want %q %q", i, got.Model, got.LoRA, w.model, w.lora)
+		}
 	}
 }
