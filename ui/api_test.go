@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/sim"
 )
 
@@ -282,4 +284,45 @@ func FuzzParseBuckets(f *testing.F) {
 			t.Fatalf("parseBuckets(%q) = %d", q, n)
 		}
 	})
+}
+
+// predictingPolicy is a routing policy that predicts hit rates, as cache_aware does.
+type predictingPolicy struct {
+	routing.Policy
+	rates map[string]float64
+}
+
+func (p predictingPolicy) PredictedHitRate(backend string) (float64, bool) {
+	v, ok := p.rates[backend]
+	return v, ok
+}
+
+// policyRouter serves a real router's stats with another policy in front.
+type policyRouter struct {
+	*routing.Router
+	p routing.Policy
+}
+
+func (r policyRouter) Policy() routing.Policy { return r.p }
+
+func TestBackendsShowPredictedHitRate(t *testing.T) {
+	st := startStack(t, stackOpts{sims: 2, sim: simInstant()})
+	pol := predictingPolicy{Policy: st.router.Policy(), rates: map[string]float64{st.sims[0].URL(): 0.75}}
+	h, err := New(Config{}, Sources{Router: policyRouter{st.router, pol}}, testLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	var bb backendsBody
+	getJSON(t, srv.URL+"/ui/api/backends", &bb)
+	if len(bb.Backends) != 2 || bb.Backends[0].PredictedHitRate == nil || *bb.Backends[0].PredictedHitRate != 0.75 || bb.Backends[1].PredictedHitRate != nil {
+		t.Fatalf("backends %+v", bb.Backends)
+	}
+	// Without a registry the sampled figures are zero, and the endpoints still answer.
+	var stats statsBody
+	getJSON(t, srv.URL+"/ui/api/stats", &stats)
+	if stats.Since != 0 || stats.Lifetime != (Counts{}) {
+		t.Fatalf("stats without a registry %+v", stats)
+	}
 }

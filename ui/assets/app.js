@@ -25,7 +25,9 @@ function apiKey() { try { return localStorage.getItem(KEY_STORE) || ''; } catch 
 async function getJSON(url, opts = {}) {
   const headers = { Accept: 'application/json', ...(opts.headers || {}) };
   const key = apiKey();
-  if (key && url.startsWith(cfg.api_base + '/v1/')) headers.Authorization = 'Bearer ' + key;
+  // The key goes with every call (all same-origin), so the page works when API keys
+  // guard /v1 and, if the operator chooses, /ui/api too.
+  if (key) headers.Authorization = 'Bearer ' + key;
   const resp = await fetch(url, { ...opts, headers, cache: 'no-store' });
   const text = await resp.text();
   let body = null;
@@ -56,7 +58,7 @@ function renderBackends(data) {
   const rows = data.backends.map(b => {
     const cls = b.in_flight_by_class || {};
     const classes = Object.keys(cls).sort().map(k => `${k} ${cls[k]}`).join(' · ');
-    const pred = b.predicted_hit_rate ?? b.predicted_prefix_hit_rate ?? null;
+    const pred = b.predicted_hit_rate ?? b.predicted_prefix_cache_hit_rate ?? null;
     const stale = b.metrics_stale;
     return h('tr', { 'data-backend': b.url, class: !b.healthy ? 'down' : stale ? 'stale' : '' },
       td('Backend', h('span', { class: 'mono', text: shortURL(b.url) })),
