@@ -1,0 +1,116 @@
+package backpressure
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Controller modes accepted in Config.Mode.
+const (
+	// ModeAdaptive is the default: the seed's table fed by the scraped waiting count and
+	// by the proxy's own live per-backend counts, under the interactive reserve.
+	ModeAdaptive = "adaptive"
+	// ModePoll is the seed's controller alone: the table on num_requests_waiting as
+	// read every PollInterval, and nothing else (kept to compare against).
+	ModePoll = "poll"
+	// ModeOff grants every batch slot: no backpressure
+	// (VLLM_PXY_BACKPRESSURE_ENABLED=false).
+	ModeOff = "off"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxConcurrent      = 50
+	DefaultPollInterval       = 2 * time.Second
+	DefaultReactInterval      = 100 * time.Millisecond
+	DefaultInteractiveReserve = 2
+	DefaultFloor              = 1
+)
+
+// ErrInvalidConfig is wrapped by the error [Config.Validate] returns.
+var ErrInvalidConfig = errors.New("invalid backpressure config")
+
+// Config configures the [Controller]. The zero value is usable: New applies the defaults
+// named on each field.
+type Config struct {
+	// Mode is ModeAdaptive (default), ModePoll or ModeOff.
+	Mode string
+	// MaxConcurrent is a backend's full batch concurrency: its target when nothing waits
+	// (VLLM_PXY_BATCH_MAX_CONCURRENT_REQUESTS). It is further capped by the backend's
+	// capacity minus InteractiveReserve. Default 50.
+	MaxConcurrent int
+	// PollInterval is how often the scraped num_requests_waiting feeds the table in
+	// ModePoll, and how often every target is republished to the shared budget so it
+	// stays alive (VLLM_PXY_BACKPRESSURE_POLL_INTERVAL). Default 2s.
+	PollInterval time.Duration
+	// ReactInterval is how often ModeAdaptive re-reads the live counts to raise targets
+	// after interactive traffic left and to wake batch requests waiting for a slot that
+	// another replica freed. Lowering a target needs no tick: it happens at the next
+	// slot request. Default 100ms.
+	ReactInterval time.Duration
+	// InteractiveReserve is how many of a backend's slots (routing's Capacity) batch
+	// never takes: batch holds at most capacity − reserve − interactive in flight.
+	// Default 2; -1 means none (batch may fill a backend).
+	InteractiveReserve int
+	// Floor is the lowest target the table and the reserve can cut a backend to, so a
+	// batch always progresses (the seed's table ends at 1). Default 1; -1 means 0.
+	Floor int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = ModeAdaptive
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.ReactInterval == 0 {
+		c.ReactInterval = min(DefaultReactInterval, c.PollInterval)
+	}
+	switch c.InteractiveReserve {
+	case 0:
+		c.InteractiveReserve = DefaultInteractiveReserve
+	case -1:
+		c.InteractiveReserve = 0
+	}
+	switch c.Floor {
+	case 0:
+		c.Floor = DefaultFloor
+	case -1:
+		c.Floor = 0
+	}
+	return c
+}
+
+// Validate reports every problem with c, joined, each wrapping ErrInvalidConfig.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	switch c.Mode {
+	case "", ModeAdaptive, ModePoll, ModeOff:
+	default:
+		bad("mode %q is unknown (want %s, %s or %s)", c.Mode, ModeAdaptive, ModePoll, ModeOff)
+	}
+	if c.MaxConcurrent < 0 {
+		bad("max_concurrent must not be negative, got %d", c.MaxConcurrent)
+	}
+	if c.PollInterval < 0 {
+		bad("poll_interval must not be negative, got %s", c.PollInterval)
+	}
+	if c.ReactInterval < 0 {
+		bad("react_interval must not be negative, got %s", c.ReactInterval)
+	}
+	if c.InteractiveReserve < -1 {
+		bad("interactive_reserve must be -1 (none) or more, got %d", c.InteractiveReserve)
+	}
+	if c.Floor < -1 {
+		bad("floor must be -1 (zero) or more, got %d", c.Floor)
+	}
+	return errors.Join(errs...)
+}

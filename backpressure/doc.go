@@ -1,0 +1,34 @@
+// Package backpressure keeps batch traffic from slowing interactive traffic down: per
+// backend, it decides how many batch requests may be in flight (the batch target) and
+// hands out batch slots under that target through a budget shared by every replica
+// (state.BatchBudget, leases in Redis).
+//
+// vLLM's priority scheduling orders only its waiting queue: a waiting priority-0 request
+// does not evict running batch requests when the max_num_seqs slots are full (vLLM issue
+// #40004). So the first line of defence is here, in front of the backend.
+//
+// The target (ModeAdaptive, the default) is the seed design's table
+//
+//	0 waiting → MaxConcurrent, 1–5 → 3, 6–10 → 2, more than 10 → 1
+//
+// fed by the larger of two waiting counts: the scraped num_requests_waiting (it lags by
+// a scrape and counts both classes) and the queue the proxy's own live counts imply
+// (interactive + batch in flight beyond the backend's capacity). It is then cut so that
+// batch, the interactive requests in flight and InteractiveReserve fit in the capacity,
+// and never goes below Floor. The live counts are routing's per-backend in-flight counts
+// by class, which change the moment a request is picked, on any replica through the load
+// share: a slot request made right after an interactive arrival already sees it; no poll
+// is involved. With no interactive traffic the table and the cut leave batch the whole
+// capacity but the reserve (work-conserving).
+//
+// ModePoll is the seed's controller alone (the table on the waiting count read every
+// PollInterval), and ModeOff no backpressure; both exist to compare against.
+//
+// The batch path calls TryAcquire(ctx, backend) once routing picked a backend for a line
+// (or Acquire to wait for one), and the release function when the line ends. Changed
+// returns a channel closed when room may have appeared, so a caller that found every
+// backend full can wait for it.
+//
+// Metrics (NewMetrics): vllm_proxy_backpressure_batch_target, _in_flight_requests{class},
+// _throttle_events_total and _refused_slots_total, per backend.
+package backpressure

@@ -1,0 +1,62 @@
+package backpressure
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the controller's series, labelled by backend (routing's backend ID); a
+// backend's series are deleted when it leaves the pool.
+type Metrics struct {
+	target    *prometheus.GaugeVec
+	inFlight  *prometheus.GaugeVec
+	throttles *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+}
+
+// NewMetrics creates the controller's metrics and registers them on reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	const ns, sub = "vllm_proxy", "backpressure"
+	m := &Metrics{
+		target: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "batch_target",
+			Help: "Batch concurrency target of the backend (the lowest any live replica set).",
+		}, []string{"backend"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "in_flight_requests",
+			Help: "Requests in flight on the backend over every replica, by traffic class, as the controller last saw them.",
+		}, []string{"backend", "class"}),
+		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "throttle_events_total",
+			Help: "Times this replica lowered the backend's batch target.",
+		}, []string{"backend"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refused_slots_total",
+			Help: "Batch slot requests refused because the backend was at its batch target.",
+		}, []string{"backend"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.target, m.inFlight, m.throttles, m.refused} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("registering backpressure metrics: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Metrics) forget(backend string) {
+	m.target.DeleteLabelValues(backend)
+	m.inFlight.DeleteLabelValues(backend, "interactive")
+	m.inFlight.DeleteLabelValues(backend, "batch")
+	m.throttles.DeleteLabelValues(backend)
+	m.refused.DeleteLabelValues(backend)
+}

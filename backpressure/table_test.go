@@ -1,0 +1,100 @@
+package backpressure
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTableBoundaries(t *testing.T) {
+	cases := []struct{ waiting, full, want int }{
+		{0, 50, 50},
+		{-1, 50, 50},
+		{1, 50, 3},
+		{5, 50, 3},
+		{6, 50, 2},
+		{10, 50, 2},
+		{11, 50, 1},
+		{1000, 50, 1},
+		{1, 2, 2}, // never above full
+		{0, 0, 0},
+		{11, 0, 0},
+		{0, -3, 0},
+	}
+	for _, c := range cases {
+		if got := Table(c.waiting, c.full); got != c.want {
+			t.Errorf("Table(waiting %d, full %d) = %d, want %d", c.waiting, c.full, got, c.want)
+		}
+	}
+}
+
+func TestAdaptiveTarget(t *testing.T) {
+	nan := math.NaN()
+	def := Config{}.withDefaults() // MaxConcurrent 50, reserve 2, floor 1
+	noReserve := Config{InteractiveReserve: -1, Floor: -1}.withDefaults()
+	cases := []struct {
+		name string
+		cfg  Config
+		s    Signals
+		want int
+	}{
+		{"idle backend: full capacity minus reserve", def, Signals{Capacity: 8, Waiting: 0}, 6},
+		{"idle, no reserve: the whole backend", noReserve, Signals{Capacity: 8, Waiting: 0}, 8},
+		{"big backend: MaxConcurrent caps", def, Signals{Capacity: 256, Waiting: 0}, 50},
+		{"metrics unknown, idle", def, Signals{Capacity: 8, Waiting: nan}, 6},
+		{"interactive in flight leaves room", def, Signals{Capacity: 64, Waiting: 0, Interactive: 10}, 50},
+		{"interactive in flight takes room", def, Signals{Capacity: 16, Waiting: 0, Interactive: 10}, 4},
+		{"scraped 1 waiting", def, Signals{Capacity: 64, Waiting: 1}, 3},
+		{"scraped 5 waiting", def, Signals{Capacity: 64, Waiting: 5}, 3},
+		{"scraped 6 waiting", def, Signals{Capacity: 64, Waiting: 6}, 2},
+		{"scraped 10 waiting", def, Signals{Capacity: 64, Waiting: 10}, 2},
+		{"scraped 11 waiting", def, Signals{Capacity: 64, Waiting: 11}, 1},
+		{"fractional waiting (engines averaged) rounds up", def, Signals{Capacity: 64, Waiting: 0.5}, 3},
+		{"live queue before the scrape shows it", def, Signals{Capacity: 8, Waiting: 0, Interactive: 3, Batch: 6}, 3},
+		{"live queue of 7", def, Signals{Capacity: 8, Waiting: nan, Interactive: 9, Batch: 6}, 1},
+		{"saturated by interactive: floor", def, Signals{Capacity: 8, Waiting: 30, Interactive: 20}, 1},
+		{"saturated, floor 0", noReserve, Signals{Capacity: 8, Waiting: 30, Interactive: 20}, 0},
+		{"reserve as big as the backend", Config{InteractiveReserve: 8}.withDefaults(), Signals{Capacity: 8}, 0},
+	}
+	for _, c := range cases {
+		if got := c.cfg.adaptiveTarget(c.s); got != c.want {
+			t.Errorf("%s: adaptiveTarget(%+v) = %d, want %d", c.name, c.s, got, c.want)
+		}
+	}
+}
+
+func TestPollTarget(t *testing.T) {
+	c := Config{}.withDefaults()
+	for _, tc := range []struct {
+		capacity int
+		waiting  float64
+		want     int
+	}{
+		{256, 0, 50}, {8, 0, 8}, {256, math.NaN(), 50}, {256, 3, 3}, {256, 7, 2}, {256, 11, 1},
+	} {
+		if got := c.pollTarget(tc.capacity, tc.waiting); got != tc.want {
+			t.Errorf("pollTarget(%d, %v) = %d, want %d", tc.capacity, tc.waiting, got, tc.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := Config{Mode: "fast", MaxConcurrent: -1, PollInterval: -time.Second, ReactInterval: -1,
+		InteractiveReserve: -2, Floor: -5}.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a bad config")
+	}
+	for _, want := range []string{"mode", "max_concurrent", "poll_interval", "react_interval", "interactive_reserve", "floor"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error does not mention %s: %v", want, err)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("zero Config rejected: %v", err)
+	}
+	d := Config{PollInterval: 50 * time.Millisecond}.withDefaults()
+	if d.ReactInterval != 50*time.Millisecond || d.MaxConcurrent != 50 || d.Mode != ModeAdaptive {
+		t.Errorf("defaults = %+v", d)
+	}
+}
