@@ -23,6 +23,9 @@ type CLI struct {
 	Demo   DemoCmd   `cmd:"" help:"Run the proxy in front of three simulated vLLM servers, with in-memory state."`
 	Sim    SimCmd    `cmd:"" help:"Run the vLLM simulator."`
 	Bench  BenchCmd  `cmd:"" help:"Run the load generator."`
+	Batch  BatchCmd  `cmd:"" help:"Submit, follow, list, cancel and download batches on a running proxy (--url)."`
+	Files  FilesCmd  `cmd:"" help:"List and delete files on a running proxy (--url)."`
+	Top    TopCmd    `cmd:"" help:"Full-screen view of a running proxy's backends (GET /load-stats); q quits."`
 }
 
 // ServeCmd runs the proxy. Its flags override the config file's keys.
