@@ -97,13 +97,13 @@ func TestAssetRoutes(t *testing.T) {
 		}
 		assertOpenAIError(t, p, body, "invalid_request_error")
 	}
-	resp, body := call(t, http.MethodPost, st.srv.URL+"/ui/app.js", nil, "")
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
-		t.Errorf("POST /ui/app.js: status %d allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	r, body := call(t, http.MethodPost, st.srv.URL+"/ui/app.js", nil, "")
+	if r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /ui/app.js: status %d allow %q", r.StatusCode, r.Header.Get("Allow"))
 	}
 	assertOpenAIError(t, "POST /ui/app.js", body, "invalid_request_error")
-	resp, _ = call(t, http.MethodHead, st.srv.URL+"/ui/app.css", nil, "")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" {
-		t.Errorf("HEAD /ui/app.css: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	r, _ = call(t, http.MethodHead, st.srv.URL+"/ui/app.css", nil, "")
+	if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != "text/css; charset=utf-8" {
+		t.Errorf("HEAD /ui/app.css: %d %q", r.StatusCode, r.Header.Get("Content-Type"))
 	}
 }

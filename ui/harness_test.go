@@ -171,8 +171,14 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// call sends a request to the stack and returns the response and its body.
-func call(t testing.TB, method, url string, body io.Reader, ctype string) (*http.Response, []byte) {
+// reply is a response read to the end (its body closed).
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+// call sends a request to the stack and returns the status, headers and body.
+func call(t testing.TB, method, url string, body io.Reader, ctype string) (reply, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
 	if err != nil {
@@ -190,7 +196,7 @@ func call(t testing.TB, method, url string, body io.Reader, ctype string) (*http
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, b
+	return reply{StatusCode: resp.StatusCode, Header: resp.Header}, b
 }
 
 // getJSON GETs url, requires 200 and application/json, and decodes into out.

@@ -34,7 +34,7 @@ func newExportedCounters(t *testing.T) *exportedCounters {
 	e.uploads = prometheus.NewCounter(prometheus.CounterOpts{Name: "vllm_proxy_batch_files_uploaded_total", Help: "h"})
 	e.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vllm_proxy_routing_decisions_total", Help: "h"}, []string{"policy", "reason"})
 	// A gauge and a histogram whose names would match must be ignored.
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "vllm_proxy_decision_gauge", Help: "h"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "vllm_proxy_decision_ratio", Help: "h"})
 	g.Set(99)
 	e.reg.MustRegister(e.requests, e.lines, e.bytes, e.uploads, e.decisions, g)
 	return e

@@ -91,7 +91,7 @@ func (s *Series) Add(t time.Time, c Counts) {
 		}
 		s.slots[k], s.valid[k] = Bucket{Start: start}, true
 	}
-	s.slots[k].Counts.add(c)
+	s.slots[k].add(c)
 }
 
 // Last returns the n buckets ending with the one holding now, oldest first; buckets
