@@ -107,3 +107,35 @@ func TestAssetRoutes(t *testing.T) {
 		t.Errorf("HEAD /ui/app.css: %d %q", r.StatusCode, r.Header.Get("Content-Type"))
 	}
 }
+
+// TestPageAndScriptAgree checks that every element id the script looks up exists in the
+// page, and that every dashboard endpoint the script calls is served.
+func TestPageAndScriptAgree(t *testing.T) {
+	page, err := fs.ReadFile(assetsFS, "assets/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := fs.ReadFile(assetsFS, "assets/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := regexp.MustCompile(`\$\('([a-z0-9-]+)'\)`).FindAllStringSubmatch(string(script), -1)
+	if len(ids) < 10 {
+		t.Fatalf("found only %d id lookups in app.js", len(ids))
+	}
+	for _, m := range ids {
+		if !strings.Contains(string(page), `id="`+m[1]+`"`) {
+			t.Errorf("app.js looks up #%s, which index.html lacks", m[1])
+		}
+	}
+	st := startStack(t, stackOpts{sims: 1, sim: simInstant()})
+	calls := regexp.MustCompile(`getJSON\('(api/[a-z]+)'\)`).FindAllStringSubmatch(string(script), -1)
+	if len(calls) < 6 {
+		t.Fatalf("found only %d endpoint calls in app.js", len(calls))
+	}
+	for _, m := range calls {
+		if r, _ := call(t, http.MethodGet, st.srv.URL+"/ui/"+m[1], nil, ""); r.StatusCode != http.StatusOK {
+			t.Errorf("app.js calls %s, which answers %d", m[1], r.StatusCode)
+		}
+	}
+}
