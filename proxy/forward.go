@@ -46,13 +46,18 @@ type result struct {
 // retryable, and MaxRetries and RequestTimeout allow. Every Pick is Done exactly once.
 // When forward returns without res.committed, nothing was written to w.
 func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
-	ctx, cancel := context.WithTimeoutCause(x.in.Context(), h.cfg.RequestTimeout, errRequestTimeout)
-	defer cancel()
 	res := &result{class: x.class, stream: x.info.Stream}
 	req := &routing.Request{Model: x.info.Model, Class: x.class, Prompt: x.info.Prompt, CacheSalt: x.info.CacheSalt}
+	first, err := h.admitFirst(x, req) // a batch line may wait for room before its timeout starts
+	if err != nil {
+		res.err = err
+		return res
+	}
+	ctx, cancel := context.WithTimeoutCause(x.in.Context(), h.cfg.RequestTimeout, errRequestTimeout)
+	defer cancel()
 	var lastErr error
 	for {
-		pick, err := h.router.Pick(ctx, req)
+		pick, err := h.pick(ctx, x, req, &first)
 		if err != nil {
 			if lastErr != nil && errors.Is(err, routing.ErrNoBackend) {
 				err = lastErr // nothing left to try: report what went wrong on the last one
@@ -62,16 +67,16 @@ func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
 		}
 		res.model = pick.Model
 		if bs, ok := errors.AsType[*BackendStatusError](lastErr); ok && bs.Status == http.StatusTooManyRequests && pick.Load >= 1 {
-			pick.Done(routing.Outcome{}) // a 429 moves on only to a backend with room
+			pick.done(routing.Outcome{}) // a 429 moves on only to a backend with room
 			res.err = lastErr
 			return res
 		}
 		a := &attempt{x: x, reqCtx: ctx, backend: pick.Backend, target: pick.Backend.URL(), start: time.Now()}
-		h.run(ctx, w, a, h.outboundBody(x, pick))
+		h.run(ctx, w, a, h.outboundBody(x, pick.Pick))
 		res.attempts++
 		res.backend = pick.Backend.ID()
 		err, reason := h.attemptError(ctx, a)
-		pick.Done(a.outcome(err))
+		pick.done(a.outcome(err))
 		if a.committed {
 			res.committed, res.status, res.err = true, a.status, err
 			if errors.Is(err, ErrClientGone) {

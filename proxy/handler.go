@@ -49,11 +49,12 @@ type Handler struct {
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 	buffers   bufferPool
+	admission BatchAdmission // nil: batch lines are not held back (admission.go)
 }
 
 // New builds a Handler over router. log may be nil (discard); reg may be nil (metrics
 // not registered).
-func New(cfg Config, router *routing.Router, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+func New(cfg Config, router *routing.Router, log *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -66,6 +67,9 @@ func New(cfg Config, router *routing.Router, log *slog.Logger, reg prometheus.Re
 	}
 	h := &Handler{cfg: cfg, router: router, log: log, metrics: NewMetrics(reg), transport: newTransport(cfg)}
 	h.rp = h.newReverseProxy()
+	for _, opt := range opts {
+		opt(h)
+	}
 	return h, nil
 }
 

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/vllm-proxy/vllm-proxy/routing"
+)
+
+// BatchAdmission holds batch traffic back per backend so it cannot take the room
+// interactive traffic needs (cmd wires backpressure.Controller). Every batch-class
+// attempt takes a slot on the backend routing picked before it is sent, and gives it
+// back when the attempt ends. Implementations must be safe for concurrent use.
+type BatchAdmission interface {
+	// TryAcquire takes one batch slot on backend without waiting; release gives it back
+	// (called exactly once). ok is false when the backend has no batch room now.
+	TryAcquire(ctx context.Context, backend string) (release func(), ok bool)
+	// Changed returns a channel closed the next time batch room may have appeared.
+	Changed() <-chan struct{}
+}
+
+// Option configures a Handler at construction.
+type Option func(*Handler)
+
+// WithBatchAdmission makes batch-class requests (Dispatch) obey a. A line for which
+// every backend serving its model is at its batch target waits, before its
+// RequestTimeout starts, until one has room or its context ends. Interactive traffic
+// never waits.
+func WithBatchAdmission(a BatchAdmission) Option { return func(h *Handler) { h.admission = a } }
+
+// admitted is a Pick with the batch slot it holds (release is a no-op without one).
+type admitted struct {
+	*routing.Pick
+	release func()
+}
+
+// done ends the attempt in routing and gives the slot back.
+func (a admitted) done(o routing.Outcome) {
+	a.Done(o)
+	a.release()
+}
+
+func noRelease() {}
+
+// gated reports whether x's attempts need a batch slot.
+func (h *Handler) gated(x *exchange) bool {
+	return h.admission != nil && x.class == routing.ClassBatch
+}
+
+// admitFirst picks the first backend of a gated exchange, waiting on the caller's
+// context (not the request timeout) for batch room; nil for other exchanges.
+func (h *Handler) admitFirst(x *exchange, req *routing.Request) (*admitted, error) {
+	if !h.gated(x) {
+		return nil, nil
+	}
+	a, err := h.admit(x.in.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// pick chooses the backend of the next attempt: the one admitFirst already chose, else
+// routing's pick, admitted for a gated exchange.
+func (h *Handler) pick(ctx context.Context, x *exchange, req *routing.Request, first **admitted) (admitted, error) {
+	if *first != nil {
+		a := **first
+		*first = nil
+		return a, nil
+	}
+	if !h.gated(x) {
+		p, err := h.router.Pick(ctx, req)
+		return admitted{Pick: p, release: noRelease}, err
+	}
+	return h.admit(ctx, req)
+}
+
+// admit picks a backend with batch room: routing's choice when it has room, else its next
+// choice among the others, and when none has room it waits for room and starts over.
+func (h *Handler) admit(ctx context.Context, req *routing.Request) (admitted, error) {
+	base := len(req.Exclude)
+	defer func() { req.Exclude = req.Exclude[:base] }()
+	for {
+		changed := h.admission.Changed()
+		p, err := h.router.Pick(ctx, req)
+		if err != nil {
+			if errors.Is(err, routing.ErrNoBackend) && len(req.Exclude) > base {
+				req.Exclude = req.Exclude[:base] // every candidate is full: wait for room
+				select {
+				case <-changed:
+					continue
+				case <-ctx.Done():
+					return admitted{}, h.waitError(ctx)
+				}
+			}
+			return admitted{}, err
+		}
+		if rel, ok := h.admission.TryAcquire(ctx, p.Backend.ID()); ok {
+			return admitted{Pick: p, release: rel}, nil
+		}
+		p.Done(routing.Outcome{}) // not sent: says nothing about the backend
+		req.Exclude = append(req.Exclude, p.Backend.ID())
+	}
+}
+
+// waitError is the error of a line whose context ended while it waited for batch room.
+func (h *Handler) waitError(ctx context.Context) error {
+	if errors.Is(context.Cause(ctx), errRequestTimeout) {
+		return fmt.Errorf("%w: waiting for batch room", ErrTimeout)
+	}
+	return clientGoneError()
+}

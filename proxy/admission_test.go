@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vllm-proxy/vllm-proxy/backpressure"
+	"github.com/vllm-proxy/vllm-proxy/routing"
+	"github.com/vllm-proxy/vllm-proxy/sim"
+	"github.com/vllm-proxy/vllm-proxy/state"
+)
+
+// gatedEnv is the proxy with batch admission by a backpressure.Controller on the
+// in-memory budget, over one simulator running priority scheduling.
+type gatedEnv struct {
+	*env
+	ctl *backpressure.Controller
+	sim *sim.Server
+	url string
+}
+
+func newGatedEnv(t *testing.T, cfg Config, bp backpressure.Config, capacity int, sc sim.Config) *gatedEnv {
+	t.Helper()
+	sc.SchedulingPolicy = sim.PolicyPriority
+	s := startSim(t, sc)
+	on := true
+	reg := prometheus.NewRegistry()
+	r, err := routing.New(routing.Config{Backends: []routing.BackendConfig{
+		{URL: s.URL(), Capacity: capacity, Models: []string{"m"}, PriorityScheduling: &on}}}, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := state.ParseURL("memory")
+	st, err := state.Open(t.Context(), u, state.Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	budget, err := state.NewBatchBudget(st, state.BudgetConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := backpressure.New(bp, r, budget, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ctl.Stop)
+	h, err := New(cfg, r, testLogger(t), reg, WithBatchAdmission(ctl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.CloseIdleConnections)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &gatedEnv{env: &env{router: r, h: h, srv: srv, client: srv.Client(), reg: reg}, ctl: ctl, sim: s, url: r.Backends()[0].ID()}
+}
+
+// TestBatchAdmission runs 24 batch lines at once against a backend with 4 slots and a
+// reserve of 1, then adds interactive requests: batch never runs on more than capacity −
+// reserve slots, does fill them while interactive traffic is absent (work-conserving),
+// and every line and request succeeds.
+func TestBatchAdmission(t *testing.T) {
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, ReactInterval: 10 * time.Millisecond}, 4,
+		sim.Config{MaxNumSeqs: 4, TimeScale: 10, OutputTokens: 40})
+	const lines = 24
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range lines {
+		wg.Go(func() {
+			resp, err := e.h.Dispatch(t.Context(), DispatchRequest{Path: "/v1/completions",
+				Body: []byte(`{"model":"m","prompt":"batch line","max_tokens":40}`)})
+			if err != nil || resp.Status != http.StatusOK {
+				t.Errorf("batch line: %v %+v", err, resp)
+				failed.Add(1)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	peak := 0
+	var interactive sync.WaitGroup
+	sent := false
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		case <-time.After(2 * time.Millisecond):
+		}
+		snap := e.sim.Snapshot()
+		batch := snap.RunningByPriority[DefaultBatchPriority] + snap.WaitingByPriority[DefaultBatchPriority]
+		if batch > 3 {
+			t.Fatalf("%d batch requests on a backend with 4 slots and reserve 1", batch)
+		}
+		peak = max(peak, batch)
+		if peak == 3 && !sent { // batch filled what it may: now interactive traffic arrives
+			sent = true
+			for range 3 {
+				interactive.Go(func() {
+					if resp, body := e.post(t, "/v1/completions", `{"model":"m","prompt":"hi","max_tokens":4}`); resp.StatusCode != http.StatusOK {
+						t.Errorf("interactive: %d %s", resp.StatusCode, body)
+					}
+				})
+			}
+		}
+	}
+	interactive.Wait()
+	if peak != 3 {
+		t.Errorf("batch peaked at %d running, want 3 (capacity 4 − reserve 1)", peak)
+	}
+	if !sent {
+		t.Error("interactive traffic was never sent")
+	}
+	snap := e.sim.Snapshot()
+	if snap.ReceivedByPriority[DefaultBatchPriority] != lines || snap.Statuses[http.StatusBadRequest] != 0 {
+		t.Errorf("sim received %v, statuses %v", snap.ReceivedByPriority, snap.Statuses)
+	}
+	e.requireIdle(t)
+}
+
+// TestBatchAdmissionWaitsOutsideTimeout: a line that finds the backend at its batch
+// target waits for a slot, and that wait does not count against RequestTimeout.
+func TestBatchAdmissionWaitsOutsideTimeout(t *testing.T) {
+	e := newGatedEnv(t, Config{RequestTimeout: 300 * time.Millisecond}, backpressure.Config{InteractiveReserve: -1}, 2,
+		sim.Config{Instant: true})
+	var held []func()
+	for {
+		rel, ok := e.ctl.TryAcquire(t.Context(), e.url)
+		if !ok {
+			break
+		}
+		held = append(held, rel)
+	}
+	if len(held) != 2 {
+		t.Fatalf("held %d slots, want 2", len(held))
+	}
+	type out struct {
+		resp *DispatchResponse
+		err  error
+		at   time.Time
+	}
+	res := make(chan out, 1)
+	go func() {
+		r, err := e.h.Dispatch(t.Context(), DispatchRequest{Path: "/v1/completions", Body: []byte(`{"model":"m","prompt":"x","max_tokens":1}`)})
+		res <- out{r, err, time.Now()}
+	}()
+	select {
+	case o := <-res:
+		t.Fatalf("the line was sent while the backend was at its target: %+v %v", o.resp, o.err)
+	case <-time.After(500 * time.Millisecond): // longer than RequestTimeout
+	}
+	released := time.Now()
+	held[0]()
+	o := <-res
+	if o.err != nil || o.resp.Status != http.StatusOK {
+		t.Fatalf("after a slot freed: %v %+v", o.err, o.resp)
+	}
+	if d := o.at.Sub(released); d > 200*time.Millisecond {
+		t.Errorf("the line was sent %s after the slot freed", d)
+	}
+	held[1]()
+	if n := e.sim.Snapshot().ReceivedByPriority[DefaultBatchPriority]; n != 1 {
+		t.Errorf("sim received %d batch lines, want 1", n)
+	}
+	e.requireIdle(t)
+}
