@@ -99,6 +99,13 @@ func TestSlowloris(t *testing.T) {
 // response status line, or "" when the connection closed without one.
 func rawRequest(t *testing.T, addr string, req []byte) string {
 	t.Helper()
+	line, _ := rawResponse(t, addr, req)
+	return line
+}
+
+// rawResponse is rawRequest that also returns the response headers.
+func rawResponse(t *testing.T, addr string, req []byte) (string, textproto.MIMEHeader) {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -107,13 +114,18 @@ func rawRequest(t *testing.T, addr string, req []byte) string {
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	done := make(chan struct{})
 	go func() { defer close(done); _, _ = conn.Write(req) }()
-	line, err := textproto.NewReader(bufio.NewReader(conn)).ReadLine()
+	tr := textproto.NewReader(bufio.NewReader(conn))
+	line, err := tr.ReadLine()
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Logf("reading the status line: %v", err)
 	}
+	var hdr textproto.MIMEHeader
+	if line != "" {
+		hdr, _ = tr.ReadMIMEHeader()
+	}
 	_ = conn.Close()
 	<-done
-	return line
+	return line, hdr
 }
 
 // TestLimits: limits of a real `vllm-proxy serve`, each a subtest. Expected:
