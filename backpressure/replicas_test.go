@@ -1,0 +1,135 @@
+package backpressure
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/routing"
+	"github.com/vllm-proxy/vllm-proxy/state"
+	"github.com/vllm-proxy/vllm-proxy/state/statetest"
+)
+
+// replica is one proxy replica's routing, budget and controller on a shared Redis.
+type replica struct {
+	store  *state.Store
+	router *routing.Router
+	budget *state.BatchBudget
+	ctl    *Controller
+	crash  context.CancelFunc // abandons the budget's leases, as a killed process would
+}
+
+func newReplica(t *testing.T, redisURL, id string, capacity int) *replica {
+	t.Helper()
+	u, err := state.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := state.Open(t.Context(), u, state.Config{ReplicaID: id, HealthInterval: 50 * time.Millisecond,
+		HeartbeatInterval: 30 * time.Millisecond, InFlightLease: 300 * time.Millisecond}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	waitFor(t, 5*time.Second, "redis connected", s.Connected)
+	r, err := routing.New(routing.Config{Backends: []routing.BackendConfig{{URL: backendURL, Capacity: capacity, Models: []string{"m"}}}},
+		slog.New(slog.DiscardHandler), nil, routing.WithLoadShare(s.InFlight()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := state.NewBatchBudget(s, state.BudgetConfig{LeaseTTL: 400 * time.Millisecond, RenewInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, crash := context.WithCancel(t.Context())
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	ctl, err := New(Config{ReactInterval: 20 * time.Millisecond}, r, b, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ctl.Stop)
+	return &replica{store: s, router: r, budget: b, ctl: ctl, crash: crash}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func tryFill(t *testing.T, c *Controller) []func() {
+	t.Helper()
+	var rels []func()
+	for range 100 {
+		rel, ok := c.TryAcquire(t.Context(), backendURL)
+		if !ok {
+			break
+		}
+		rels = append(rels, rel)
+	}
+	return rels
+}
+
+// TestReplicasShareOneBudget: two replicas on one Redis: batch on both together holds at
+// most capacity − reserve of the backend; an interactive arrival on one replica holds the
+// other's batch back at once (through the published target, before any heartbeat); and
+// when a replica dies holding slots, they come back to the other after the lease.
+func TestReplicasShareOneBudget(t *testing.T) {
+	r := statetest.StartRedis(t)
+	a := newReplica(t, r.URL, "a", 8)
+	b := newReplica(t, r.URL, "b", 8)
+
+	relA := tryFill(t, a.ctl)
+	relB := tryFill(t, b.ctl)
+	if len(relA) != 6 || len(relB) != 0 {
+		t.Fatalf("a got %d slots and b %d, want 6 and 0 (capacity 8 − reserve 2, shared)", len(relA), len(relB))
+	}
+	releaseAll(relA)
+
+	// Three interactive requests arrive on a; a's next batch slot request publishes its
+	// lowered target (8 − 2 − 3 = 3), which binds b at once.
+	var picks []*routing.Pick
+	for range 3 {
+		p, err := a.router.Pick(t.Context(), &routing.Request{Model: "m", Class: routing.ClassInteractive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		picks = append(picks, p)
+	}
+	relA = tryFill(t, a.ctl)
+	relB = tryFill(t, b.ctl)
+	if len(relA)+len(relB) != 3 {
+		t.Fatalf("with 3 interactive in flight on a, batch got %d+%d slots, want 3 in all", len(relA), len(relB))
+	}
+	for _, p := range picks {
+		p.Done(routing.Outcome{Status: 200})
+	}
+	releaseAll(relB)
+
+	// a dies holding its slots: b gets them back after the lease (400ms), not before.
+	a.crash()
+	a.ctl.Stop()
+	held := len(relA)
+	died := time.Now()
+	var got []func()
+	waitFor(t, 5*time.Second, "a's slots to come back to b", func() bool {
+		got = append(got, tryFill(t, b.ctl)...)
+		return len(got) == 6
+	})
+	if d := time.Since(died); held > 0 && d < 300*time.Millisecond {
+		t.Errorf("a's %d slots came back after %s, before its lease ran out", held, d)
+	}
+	releaseAll(got)
+}
