@@ -59,41 +59,26 @@ func (h *Handler) serveConfig(w http.ResponseWriter, _ *http.Request) int {
 	})
 }
 
-// backendRow is one backend: routing's /load-stats entry plus the predicted hit rate.
-type backendRow struct {
-	routing.BackendStats
-	// PredictedHitRate is the policy's predicted prefix-cache hit rate; null when the
-	// policy predicts none.
-	PredictedHitRate *float64 `json:"predicted_hit_rate"`
-}
-
 // backendsBody is GET /ui/api/backends.
 type backendsBody struct {
 	Time     int64        `json:"time"` // Unix ms
 	Policy   string       `json:"policy"`
 	Healthy  int          `json:"healthy"`
-	Backends []backendRow `json:"backends"`
+	Backends []routing.BackendStats `json:"backends"`
 }
 
 func (h *Handler) serveBackends(w http.ResponseWriter, _ *http.Request) int {
 	stats := h.src.Router.LoadStats()
-	pol := h.src.Router.Policy()
-	pred, _ := pol.(HitPredictor)
-	body := backendsBody{Time: h.cfg.Now().UnixMilli(), Policy: pol.Name(), Backends: make([]backendRow, 0, len(stats))}
+	body := backendsBody{Time: h.cfg.Now().UnixMilli(), Policy: h.src.Router.Policy().Name(),
+		Backends: make([]routing.BackendStats, 0, len(stats))}
 	for _, s := range stats {
 		if s.Models == nil {
 			s.Models = []string{}
 		}
-		row := backendRow{BackendStats: s}
-		if pred != nil {
-			if v, ok := pred.PredictedHitRate(s.URL); ok {
-				row.PredictedHitRate = &v
-			}
-		}
 		if s.Healthy {
 			body.Healthy++
 		}
-		body.Backends = append(body.Backends, row)
+		body.Backends = append(body.Backends, s)
 	}
 	return writeJSON(w, http.StatusOK, body)
 }

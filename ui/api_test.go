@@ -3,7 +3,6 @@ package ui
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/sim"
 )
 
@@ -91,7 +89,7 @@ func TestAPIShapes(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 
-	// Backends: every /load-stats field, plus predicted_hit_rate.
+	// Backends: every /load-stats field.
 	resp, raw := call(t, http.MethodGet, base+"backends", nil, "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatal(resp.StatusCode)
@@ -102,7 +100,7 @@ func TestAPIShapes(t *testing.T) {
 	}
 	rowKeys := keys(t, rawB.Backends[0])
 	for _, k := range []string{"url", "healthy", "models", "running", "waiting", "in_flight", "in_flight_by_class", "capacity",
-		"load", "kv_cache_usage", "prefix_cache_hit_rate", "metrics_age_ms", "metrics_stale", "engines", "predicted_hit_rate"} {
+		"load", "kv_cache_usage", "prefix_cache_hit_rate", "metrics_age_ms", "metrics_stale", "engines", "predicted_prefix_cache_hit_rate"} {
 		if !slices.Contains(rowKeys, k) {
 			t.Errorf("backend row lacks %q: %s", k, rawB.Backends[0])
 		}
@@ -114,7 +112,7 @@ func TestAPIShapes(t *testing.T) {
 	}
 	for i, row := range bb.Backends {
 		if row.URL != st.sims[i].URL() || !row.Healthy || !slices.Equal(row.Models, []string{"m1"}) || row.Capacity != 4 ||
-			row.PredictedHitRate != nil || row.MetricsStale {
+			row.PredictedPrefixCacheHitRate != nil || row.MetricsStale {
 			t.Errorf("backend %d: %+v", i, row)
 		}
 		if _, ok := row.InFlightByClass["interactive"]; !ok {
@@ -284,45 +282,4 @@ func FuzzParseBuckets(f *testing.F) {
 			t.Fatalf("parseBuckets(%q) = %d", q, n)
 		}
 	})
-}
-
-// predictingPolicy is a routing policy that predicts hit rates, as cache_aware does.
-type predictingPolicy struct {
-	routing.Policy
-	rates map[string]float64
-}
-
-func (p predictingPolicy) PredictedHitRate(backend string) (float64, bool) {
-	v, ok := p.rates[backend]
-	return v, ok
-}
-
-// policyRouter serves a real router's stats with another policy in front.
-type policyRouter struct {
-	*routing.Router
-	p routing.Policy
-}
-
-func (r policyRouter) Policy() routing.Policy { return r.p }
-
-func TestBackendsShowPredictedHitRate(t *testing.T) {
-	st := startStack(t, stackOpts{sims: 2, sim: simInstant()})
-	pol := predictingPolicy{Policy: st.router.Policy(), rates: map[string]float64{st.sims[0].URL(): 0.75}}
-	h, err := New(Config{}, Sources{Router: policyRouter{st.router, pol}}, testLog(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	var bb backendsBody
-	getJSON(t, srv.URL+"/ui/api/backends", &bb)
-	if len(bb.Backends) != 2 || bb.Backends[0].PredictedHitRate == nil || *bb.Backends[0].PredictedHitRate != 0.75 || bb.Backends[1].PredictedHitRate != nil {
-		t.Fatalf("backends %+v", bb.Backends)
-	}
-	// Without a registry the sampled figures are zero, and the endpoints still answer.
-	var stats statsBody
-	getJSON(t, srv.URL+"/ui/api/stats", &stats)
-	if stats.Since != 0 || stats.Lifetime != (Counts{}) {
-		t.Fatalf("stats without a registry %+v", stats)
-	}
 }

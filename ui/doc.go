@@ -12,8 +12,8 @@
 //
 // # Where the figures come from
 //
-// Backends, models and the policy come from a [Router] (*routing.Router). The predicted
-// hit rate comes from the policy when it implements [HitPredictor]. Batches and files are
+// Backends, models and the policy come from a [Router] (*routing.Router); the predicted
+// prefix hit rate is routing's, from the cache_aware policy. Batches and files are
 // read, cancelled and deleted by the page itself through the proxy's own /v1/batches and
 // /v1/files (with the API key the user types in, if any), so this package needs no batch
 // interface. The Batch API cannot delete a batch record, so the page's Delete on a
@@ -37,11 +37,11 @@
 //
 //	GET /ui/api/config    {"title","version","poll_interval_ms","bucket_seconds","window_seconds","api_base"}
 //	GET /ui/api/backends  {"time" (Unix ms),"policy","healthy" (count),"backends":[row]}
-//	                      row = a /load-stats entry ("url","healthy","models","running","waiting",
-//	                      "in_flight","in_flight_by_class":{"interactive","batch"},"capacity","load",
-//	                      "kv_cache_usage","prefix_cache_hit_rate","metrics_age_ms","metrics_stale",
-//	                      "engines", and any field routing adds) plus "predicted_hit_rate" (null
-//	                      when the policy predicts none)
+//	                      row = a /load-stats entry (routing.BackendStats: "url","healthy","models",
+//	                      "running","waiting","in_flight","in_flight_by_class":{"interactive","batch"},
+//	                      "capacity","load","kv_cache_usage","prefix_cache_hit_rate",
+//	                      "predicted_prefix_cache_hit_rate" (null without a prediction),
+//	                      "metrics_age_ms","metrics_stale","engines")
 //	GET /ui/api/models    {"models":[{"id","parent","max_model_len","backends":[url],"healthy","requests"}]}
 //	GET /ui/api/routing   {"policy","decisions":[share],"backends":[share],"sampled_at" (Unix ms)}
 //	                      share = {"name","count","share" (0..1)}, largest first; counts are

@@ -5,6 +5,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/sim"
 )
 
@@ -57,10 +59,13 @@ func TestBrowserDashboard(t *testing.T) {
 	node := requireBrowserTools(t)
 	// Each line decodes 30 tokens at 25 ms a step (~0.75 s); 4 lines run at a time over
 	// two simulators, so 120 lines take ~25 s: long enough to watch and cancel.
-	st := startStack(t, stackOpts{sims: 2, sim: sim.Config{DecodeStepMs: 25, MaxNumSeqs: 4},
+	st := startStack(t, stackOpts{sims: 2, sim: sim.Config{DecodeStepMs: 25, MaxNumSeqs: 4}, policy: routing.PolicyCacheAware,
 		ui: Config{PollInterval: 300 * time.Millisecond, SampleInterval: time.Second, Title: "vllm-proxy e2e", Version: "test"}})
-	for range 3 {
-		if code := chat(t, st.srv.URL, "m1"); code != 200 {
+	// Interactive requests sharing a long prefix give the routing mix affinity decisions
+	// and the backends a predicted hit rate.
+	shared := strings.Repeat("You are a careful assistant answering questions about the manual. ", 20)
+	for i := range 4 {
+		if code := chatPrompt(t, st.srv.URL, shared+fmt.Sprintf("Question %d?", i)); code != 200 {
 			t.Fatalf("chat: %d", code)
 		}
 	}

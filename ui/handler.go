@@ -24,15 +24,6 @@ type Router interface {
 
 var _ Router = (*routing.Router)(nil)
 
-// HitPredictor is implemented by routing policies that predict prefix-cache hits
-// (cache_aware). When Router.Policy() implements it, the backends table shows the
-// predicted hit rate next to the engine-reported one.
-type HitPredictor interface {
-	// PredictedHitRate returns the predicted hit rate (0..1) of picks sent to backend,
-	// and false when there is none yet.
-	PredictedHitRate(backend string) (float64, bool)
-}
-
 // Sources are where the dashboard's figures come from. Batches and files are not among
 // them: the page calls the proxy's own /v1/batches and /v1/files.
 type Sources struct {

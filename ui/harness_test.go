@@ -34,6 +34,7 @@ import (
 type stackOpts struct {
 	sims     int
 	sim      sim.Config // template for every simulator; Model defaults to "m1"
+	policy   string     // routing policy; default least_load
 	ui       Config
 	batchCfg batch.Config
 }
@@ -96,7 +97,10 @@ func startStack(t testing.TB, o stackOpts) *testStack {
 		st.sims = append(st.sims, s)
 		backends = append(backends, routing.BackendConfig{URL: s.URL(), Capacity: 4})
 	}
-	router, err := routing.New(routing.Config{Backends: backends, Policy: routing.PolicyLeastLoad,
+	if o.policy == "" {
+		o.policy = routing.PolicyLeastLoad
+	}
+	router, err := routing.New(routing.Config{Backends: backends, Policy: o.policy,
 		ScrapeInterval: 100 * time.Millisecond, HealthCheckInterval: 200 * time.Millisecond,
 		ModelsRefreshInterval: time.Second}, log, st.reg)
 	if err != nil {

@@ -58,7 +58,7 @@ function renderBackends(data) {
   const rows = data.backends.map(b => {
     const cls = b.in_flight_by_class || {};
     const classes = Object.keys(cls).sort().map(k => `${k} ${cls[k]}`).join(' · ');
-    const pred = b.predicted_hit_rate ?? b.predicted_prefix_cache_hit_rate ?? null;
+    const pred = b.predicted_prefix_cache_hit_rate ?? null;
     const stale = b.metrics_stale;
     return h('tr', { 'data-backend': b.url, class: !b.healthy ? 'down' : stale ? 'stale' : '' },
       td('Backend', h('span', { class: 'mono', text: shortURL(b.url) })),
@@ -67,7 +67,7 @@ function renderBackends(data) {
       td('Running / waiting', h('span', { 'data-field': 'running', text: `${num(b.running)} / ${num(b.waiting)}` })),
       td('In flight', h('span', {}, h('b', { text: String(b.in_flight) }), h('div', { class: 'meter-label', text: classes }))),
       td('KV cache', meter(b.kv_cache_usage, pct(b.kv_cache_usage), { hot: true })),
-      td('Prefix hit rate', h('span', { text: `${pred === null ? '–' : pct(pred)} / ${pct(b.prefix_cache_hit_rate)}` })),
+      td('Prefix hit rate', h('span', { 'data-field': 'hit', text: `${pred === null ? '–' : pct(pred)} / ${pct(b.prefix_cache_hit_rate)}` })),
       td('Metrics', stale
         ? h('span', { class: 'pill warn', 'data-field': 'stale', text: 'stale' })
         : h('span', { class: 'muted', 'data-field': 'stale', text: b.metrics_age_ms < 0 ? 'none yet' : `${(b.metrics_age_ms / 1000).toFixed(1)}s old` })),

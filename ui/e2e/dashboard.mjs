@@ -90,6 +90,10 @@ async function desktop(browser) {
   check((await page.textContent('#health')) === `${BACKENDS.length}/${BACKENDS.length} healthy`, 'header health pill');
   check((await page.textContent('#policy')) !== '…', 'policy shown');
   await page.waitForSelector('tr[data-model="m1"]');
+  check((await page.textContent('#policy')) === 'cache_aware', 'policy cache_aware');
+  await waitUntil('an affinity decision in the routing mix', () => page.$('#decisions .row[data-name="affinity"]'));
+  await waitUntil('a predicted hit rate in the backends table', async () =>
+    (await page.$$eval('tr[data-backend] [data-field=hit]', els => els.map(e => e.textContent))).some(t => !t.startsWith('–')));
   log('backend rows ok:', rows.map(r => r.url).join(' '));
 
   // The batch's progress advances.
