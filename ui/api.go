@@ -61,9 +61,9 @@ func (h *Handler) serveConfig(w http.ResponseWriter, _ *http.Request) int {
 
 // backendsBody is GET /ui/api/backends.
 type backendsBody struct {
-	Time     int64        `json:"time"` // Unix ms
-	Policy   string       `json:"policy"`
-	Healthy  int          `json:"healthy"`
+	Time     int64                  `json:"time"` // Unix ms
+	Policy   string                 `json:"policy"`
+	Healthy  int                    `json:"healthy"`
 	Backends []routing.BackendStats `json:"backends"`
 }
 
