@@ -19,6 +19,8 @@ let timer = null;
 let busy = new Set(); // ids with an action in progress
 let lastBatches = [];
 let lastFiles = [];
+let moreBatches = false; // the API has older ones than the page lists
+let moreFiles = false;
 
 function apiKey() { try { return localStorage.getItem(KEY_STORE) || ''; } catch { return ''; } }
 
@@ -185,7 +187,7 @@ function deleteFile(f) {
 
 function renderBatches() {
   const n = lastBatches.length;
-  $('batches-count').textContent = `${n} shown`;
+  $('batches-count').textContent = moreBatches ? `newest ${n} shown` : `${n} shown`;
   const fileIDs = new Set(lastFiles.map(f => f.id));
   const rows = lastBatches.map(b => {
     const c = b.request_counts || { total: 0, completed: 0, failed: 0 };
@@ -219,7 +221,7 @@ function renderBatches() {
 }
 
 function renderFiles() {
-  $('files-count').textContent = `${lastFiles.length} shown`;
+  $('files-count').textContent = moreFiles ? `newest ${lastFiles.length} shown` : `${lastFiles.length} shown`;
   const rows = lastFiles.map(f => h('tr', { 'data-file': f.id },
     td('File', h('span', { class: 'mono', text: f.id })),
     td('Name', f.filename),
@@ -240,6 +242,8 @@ async function refreshLists() {
   ]);
   lastBatches = batches.data || [];
   lastFiles = files.data || [];
+  moreBatches = Boolean(batches.has_more);
+  moreFiles = Boolean(files.has_more);
   renderBatches();
   renderFiles();
 }
@@ -263,7 +267,8 @@ async function poll() {
 function schedule() {
   clearTimeout(timer);
   if (paused) return;
-  timer = setTimeout(async () => { await poll(); schedule(); }, cfg.poll_interval_ms);
+  // A hidden tab stops polling; visibilitychange polls again when it is shown.
+  timer = setTimeout(async () => { if (!document.hidden) await poll(); schedule(); }, cfg.poll_interval_ms);
 }
 
 async function start() {
