@@ -191,7 +191,7 @@ compare() {
 				echo "$p http://127.0.0.1:$((base + 5))/v1 $m" >>"$RUN/targets"
 				i=$((i + 1))
 			done
-			start_watch 1s "${groups[@]}"
+			start_watch 250ms "${groups[@]}"
 			run_bench "$(IFS=,; echo "${targets[*]}")" "$(IFS=,; echo "${scrapes[*]}")" "$wl" -d "$DURATION" || log "bench failed (see $RUN/bench.log)"
 			stop_watch
 			machine >>"$RUN/machine"

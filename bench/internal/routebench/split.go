@@ -22,8 +22,9 @@ type splitter struct {
 	rp   *httputil.ReverseProxy
 }
 
-// newSplitter returns a splitter over upstream base URLs (scheme://host[:port]).
-func newSplitter(upstreams []string) (*splitter, error) {
+// newSplitter returns a splitter over upstream base URLs (scheme://host[:port]); proxy
+// errors (an upstream down: 502) are logged to log at Warn.
+func newSplitter(upstreams []string, log *slog.Logger) (*splitter, error) {
 	s := &splitter{}
 	for _, u := range upstreams {
 		p, err := url.Parse(strings.TrimSpace(u))
@@ -49,6 +50,7 @@ func newSplitter(upstreams []string) (*splitter, error) {
 		},
 		Transport:     tr,
 		FlushInterval: -1, // SSE: flush every write
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
@@ -62,7 +64,7 @@ func runSplit(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parsing split flags: %w", err)
 	}
-	s, err := newSplitter(strings.Split(*ups, ","))
+	s, err := newSplitter(strings.Split(*ups, ","), log)
 	if err != nil {
 		return err
 	}
