@@ -23,8 +23,10 @@ const DefaultLoadFactor = 1.25
 // running/waiting and in-flight requests over all replicas). Candidate i is within the
 // bound when load_i + 1 ≤ ceil(factor × (Σload + 1) × cap_i/Σcap). When no candidate is
 // (rounding with many idle backends), the lowest relative load wins, ties by hash order.
-// It returns the chosen index and whether the first choice was taken (not overflowed).
-func boundedHash(key uint64, cands []Candidate, factor float64) (idx int, first bool) {
+// A non-nil eligible restricts the choice further (the bound still counts every
+// candidate's load). It returns the chosen index and whether the first choice was taken
+// (not overflowed).
+func boundedHash(key uint64, cands []Candidate, factor float64, eligible func(Candidate) bool) (idx int, first bool) {
 	total, capSum := 1.0, 0.0
 	for _, c := range cands {
 		total += max(c.Load, 0) * float64(capOf(c))
@@ -41,7 +43,7 @@ func boundedHash(key uint64, cands []Candidate, factor float64) (idx int, first 
 		cp := float64(capOf(c))
 		load := max(c.Load, 0) * cp
 		bound := math.Ceil(factor * total * cp / capSum)
-		if load+1 <= bound+loadEpsilon && s > bestScore {
+		if load+1 <= bound+loadEpsilon && s > bestScore && (eligible == nil || eligible(c)) {
 			best, bestScore = i, s
 		}
 		if rel := max(c.Load, 0); rel < fallbackLoad-loadEpsilon || (rel <= fallbackLoad+loadEpsilon && s > fallbackScore) {

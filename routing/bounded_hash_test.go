@@ -23,7 +23,7 @@ func TestBoundedHashSpreadsUniformKeys(t *testing.T) {
 		rnd := rand.New(rand.NewPCG(1, uint64(n)))
 		const requests = 4000
 		for range requests {
-			i, _ := boundedHash(rnd.Uint64(), cands, DefaultLoadFactor)
+			i, _ := boundedHash(rnd.Uint64(), cands, DefaultLoadFactor, nil)
 			count[i]++
 		}
 		mx := 0
@@ -47,7 +47,7 @@ func TestBoundedHashBoundsLoad(t *testing.T) {
 		for i := range cands {
 			cands[i].Load = float64(inFlight[i]) / capacity
 		}
-		i, top := boundedHash(42, cands, DefaultLoadFactor)
+		i, top := boundedHash(42, cands, DefaultLoadFactor, nil)
 		if k == 0 {
 			first = i
 		}
@@ -84,12 +84,12 @@ func TestBoundedHashAgreesAndIsConsistent(t *testing.T) {
 	without := append(append([]Candidate(nil), cands[:2]...), cands[3:]...) // drop backend 2
 	moved := 0
 	for k := range uint64(2000) {
-		a, _ := boundedHash(k, cands, DefaultLoadFactor)
-		b, _ := boundedHash(k, reversed, DefaultLoadFactor)
+		a, _ := boundedHash(k, cands, DefaultLoadFactor, nil)
+		b, _ := boundedHash(k, reversed, DefaultLoadFactor, nil)
 		if cands[a].Backend.ID() != reversed[b].Backend.ID() {
 			t.Fatalf("key %d: %s vs %s by candidate order", k, cands[a].Backend.ID(), reversed[b].Backend.ID())
 		}
-		c, _ := boundedHash(k, without, DefaultLoadFactor)
+		c, _ := boundedHash(k, without, DefaultLoadFactor, nil)
 		if cands[a].Backend.ID() != without[c].Backend.ID() {
 			if a != 2 {
 				t.Fatalf("key %d moved from %s although it was not on the removed backend", k, cands[a].Backend.ID())
@@ -107,7 +107,7 @@ func TestBoundedHashWeightsByCapacity(t *testing.T) {
 	cands := []Candidate{cand("http://a", 0, 16), cand("http://b", 0, 8), cand("http://c", 0, 8)}
 	count := make([]int, 3)
 	for k := range uint64(8000) {
-		i, _ := boundedHash(k*0x9e3779b97f4a7c15, cands, DefaultLoadFactor)
+		i, _ := boundedHash(k*0x9e3779b97f4a7c15, cands, DefaultLoadFactor, nil)
 		count[i]++
 	}
 	if r := float64(count[0]) / float64(count[1]+count[2]); r < 0.9 || r > 1.1 {

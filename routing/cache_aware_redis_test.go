@@ -30,7 +30,7 @@ func TestCacheAwareSharedIndexAcrossReplicas(t *testing.T) {
 	prompt := chat(words(42, 256), words(43, 32))
 	req := &Request{Model: "m", Prompt: prompt}
 	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
-	cold, _ := boundedHash(hashes[0], candidatesOf(r1, "m"), DefaultLoadFactor)
+	cold, _ := boundedHash(hashes[0], candidatesOf(r1, "m"), DefaultLoadFactor, nil)
 	coldID := urls[cold]
 
 	// r1 sends it elsewhere (the cold home is excluded, as after a failed attempt).

@@ -34,7 +34,8 @@
 // (pressure: load score and uncached prompt tokens in flight, see CacheAware), then
 // releases to least_load. Requests no backend has an edge on are placed by consistent
 // (rendezvous) hashing with bounded load on their first unshared block, so replicas agree
-// without Redis. The chosen backend's chain is recorded after the pick. WithPrefixIndex
+// without Redis, among the backends with headroom (under half load or within a request of
+// the least loaded), so bursts spread as evenly as with least_load. The chosen backend's chain is recorded after the pick. WithPrefixIndex
 // shares the index across replicas (package state); by default it is a LocalPrefixIndex.
 //
 // chwbl (CHWBL) is KubeAI's PrefixHash: consistent hashing with bounded load (factor 1.25)

@@ -25,15 +25,21 @@ const (
 //     of them hold). Place by consistent hashing with bounded load (LoadFactor) keyed on
 //     the first block past that common part — the first block when nothing matches — so
 //     every replica chooses the same backend without Redis and hot prefixes spread once a
-//     backend carries more than its share (reason cold_placement).
-//  4. Warm: among the candidates with the longest match, the least pressured one is
-//     sticky. Pressure is max(load/SaturationLoad, queue/QueueBudget), where queue is the
-//     backend's uncached prompt tokens in flight (over all replicas, estimated from this
-//     replica's per-request average) divided by PrefillTokensPerSecond. The sticky backend
-//     keeps the request while its pressure is below 1 + the least pressure of the others:
-//     under budget it always stays, and when everyone is saturated the cache still wins
-//     unless another backend is a whole budget less loaded (reason affinity). Otherwise
-//     the request is released to least_load (reason saturation_release).
+//     backend carries more than its share (reason cold_placement). Only backends with
+//     headroom qualify: under LeastLoadThreshold, or within one request of the least
+//     loaded; so under a burst, where a cold request has no cache to gain, placement is
+//     as even as least_load's.
+//  4. Warm: the candidates with the longest match hold it. Pressure is
+//     max(load/SaturationLoad, queue/QueueBudget), where queue is the backend's uncached
+//     prompt tokens in flight (over all replicas, estimated from this replica's
+//     per-request average) divided by PrefillTokensPerSecond. A holder may keep the
+//     request while its pressure is below 1 + the least pressure of the other candidates:
+//     under budget it always may, and when everyone is saturated the cache still wins
+//     unless another backend is a whole budget less loaded. Among the holders that may,
+//     the first in rendezvous order of the chain's first block wins (reason affinity): the
+//     backend the prefix was first placed on, the same on every replica, so copies a
+//     release made elsewhere serve only the overflow. When no holder may, the request is
+//     released to least_load (reason saturation_release).
 //  5. Record that the chosen backend now holds the whole chain.
 //
 // CacheAware is safe for concurrent use if its Rand and index are.
@@ -100,10 +106,10 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	var reason string
 	switch {
 	case best == common:
-		idx, _ = boundedHash(hashes[min(common, len(hashes)-1)], cands, p.cfg.LoadFactor)
+		idx = coldPlace(hashes[min(common, len(hashes)-1)], cands, p.cfg.LoadFactor)
 		reason = ReasonCold
 	default:
-		idx, reason = p.warm(ctx, req, cands, matches, best)
+		idx, reason = p.warm(ctx, req, cands, matches, best, hashes[0])
 	}
 	chosen := cands[idx].Backend.ID()
 	matched := matches[chosen]
@@ -118,32 +124,63 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	return Choice{Index: idx, UncachedTokens: max(uncached, 1)}, nil
 }
 
-// warm chooses for a request some backend holds more of than another: the least pressured
-// of the longest matches while its pressure is under 1 + the others' least, else
-// least_load.
-func (p *CacheAware) warm(ctx context.Context, req *Request, cands []Candidate, matches map[string]int, best int) (int, string) {
-	sticky, stickyP := -1, math.Inf(1)
-	otherP := math.Inf(1)
+// warm chooses for a request some backend holds more of than another. Among the holders
+// of the longest match, in rendezvous order of the chain's root (so the backend the prefix
+// was first placed on comes first, and every replica prefers the same one), the first whose
+// pressure is under 1 + the least pressure of the other candidates wins. Preferring a fixed
+// holder instead of the least loaded one keeps a prefix on one backend until it is needed
+// elsewhere, so copies made by a release do not spread every prefix over every backend.
+// When no holder qualifies the request goes to least_load.
+func (p *CacheAware) warm(ctx context.Context, req *Request, cands []Candidate, matches map[string]int, best int, root uint64) (int, string) {
 	tokens := req.PromptTokens()
+	pr := make([]float64, len(cands))
+	low, second := math.Inf(1), math.Inf(1) // the two least pressures over all candidates
 	for i, c := range cands {
-		pr := p.pressure(c, tokens)
-		if matches[c.Backend.ID()] == best && pr < stickyP {
-			if sticky >= 0 {
-				otherP = min(otherP, stickyP)
-			}
-			sticky, stickyP = i, pr
+		pr[i] = p.pressure(c, tokens)
+		switch {
+		case pr[i] < low:
+			low, second = pr[i], low
+		case pr[i] < second:
+			second = pr[i]
+		}
+	}
+	sticky, score := -1, math.Inf(-1)
+	for i, c := range cands {
+		if matches[c.Backend.ID()] != best {
 			continue
 		}
-		otherP = min(otherP, pr)
+		others := low
+		if pr[i] == low {
+			others = second
+		}
+		if !(pr[i] < 1+others) {
+			continue
+		}
+		if s := hrwScore(root, c.Backend.ID(), capOf(c)); s > score {
+			sticky, score = i, s
+		}
 	}
-	if stickyP < 1+otherP {
+	if sticky >= 0 {
 		return sticky, ReasonAffinity
 	}
-	ch, err := p.least.Choose(ctx, req, cands)
-	if err != nil { // least_load never fails; keep the affinity choice if it ever does
-		return sticky, ReasonAffinity
-	}
+	ch, _ := p.least.Choose(ctx, req, cands) // least_load never fails
 	return ch.Index, ReasonSaturation
+}
+
+// coldPlace places a request no backend has an edge on: consistent hashing with bounded
+// load over the backends with headroom, those under LeastLoadThreshold or within one
+// request of the least loaded. Below half load the key decides (least_load would choose
+// at random there anyway), so replicas agree and later requests of the same prefix follow;
+// under a burst a cold request has no cache to gain and goes where least_load would.
+func coldPlace(key uint64, cands []Candidate, factor float64) int {
+	least := math.Inf(1)
+	for _, c := range cands {
+		least = min(least, c.Load)
+	}
+	idx, _ := boundedHash(key, cands, factor, func(c Candidate) bool {
+		return c.Load < LeastLoadThreshold || c.Load <= least+1/float64(capOf(c))+loadEpsilon
+	})
+	return idx
 }
 
 // pressure is how saturated a candidate is, in budgets: max(load/SaturationLoad,

@@ -161,9 +161,11 @@ func TestCacheAwareSaturationRelease(t *testing.T) {
 	}
 }
 
-// TestCacheAwareTiesAndCommonPrefix: among equal longest matches the least pressured
-// wins; a prefix every candidate holds gives no affinity and places by the first block
-// past it.
+// TestCacheAwareTiesAndCommonPrefix: among equal longest matches the one first in
+// rendezvous order of the chain's root keeps the prefix while it may (not the least
+// loaded, so copies do not spread it), the next holder takes the overflow before
+// least_load does; a prefix every candidate holds gives no affinity and places by the
+// first block past it.
 func TestCacheAwareTiesAndCommonPrefix(t *testing.T) {
 	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
 	cands := idleCands(3, 8)
@@ -171,10 +173,23 @@ func TestCacheAwareTiesAndCommonPrefix(t *testing.T) {
 	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, 64, 256)
 	p.idx.Record(cands[0].Backend.ID(), hashes)
 	p.idx.Record(cands[2].Backend.ID(), hashes)
-	cands[0].Load = 0.6
-	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != 2 {
-		t.Fatalf("tie between 0 (load 0.6) and 2 (idle) went to %d", got)
+	first, second := 0, 2
+	if hrwScore(hashes[0], cands[2].Backend.ID(), 8) > hrwScore(hashes[0], cands[0].Backend.ID(), 8) {
+		first, second = 2, 0
 	}
+	cands[first].Load = 0.6
+	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != first {
+		t.Fatalf("holders %d (preferred, load 0.6) and %d (idle): went to %d", first, second, got)
+	}
+	cands[first].Load = 1.2 // a budget over the idle ones
+	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != second {
+		t.Fatalf("preferred holder over budget: went to %d, want the other holder %d", got, second)
+	}
+	cands[second].Load = 1.1
+	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != 1 || decisions(p, ReasonSaturation) != 1 {
+		t.Fatalf("both holders over budget: went to %d, want a release to 1", got)
+	}
+	cands[0].Load, cands[1].Load, cands[2].Load = 0, 0, 0
 
 	q := NewLocalPrefixIndex(0, 0, nil)
 	p2, _ := newTestCacheAware(t, CacheAwareConfig{}, q)
@@ -182,7 +197,7 @@ func TestCacheAwareTiesAndCommonPrefix(t *testing.T) {
 		q.Record(c.Backend.ID(), hashes[:10]) // a boilerplate prefix everyone holds
 	}
 	got := choose(t, p2, &Request{Model: "m", Prompt: prompt}, cands)
-	want, _ := boundedHash(hashes[10], cands, DefaultLoadFactor)
+	want, _ := boundedHash(hashes[10], cands, DefaultLoadFactor, nil)
 	if got != want || decisions(p2, ReasonCold) != 1 {
 		t.Fatalf("common prefix: chose %d, want cold placement on block 10 → %d", got, want)
 	}
@@ -223,5 +238,30 @@ func TestCacheAwareIndexLost(t *testing.T) {
 	}
 	if decisions(p, ReasonCold) != 6 {
 		t.Fatal("not all cold")
+	}
+}
+
+// TestCacheAwareColdPlacementUnderLoad: below half load a cold request goes where its key
+// hashes; when backends are busier it goes to one within a request of the least loaded,
+// as least_load would, whatever the key.
+func TestCacheAwareColdPlacementUnderLoad(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, emptyIndex{})
+	cands := idleCands(4, 8)
+	for k := range uint64(200) {
+		prompt := words(k, 32)
+		key := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, 64, 1)[0]
+		for i := range cands {
+			cands[i].Load = float64(k%3) / 8 // light load: the key decides
+		}
+		want, _ := boundedHash(key, cands, DefaultLoadFactor, nil)
+		if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != want {
+			t.Fatalf("key %d at light load went to %d, want its home %d", k, got, want)
+		}
+		for i, l := range []float64{6, 4, 7, 5} {
+			cands[i].Load = (l + float64(k%2)) / 8 // busy: the least loaded is 1
+		}
+		if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != 1 && got != 3 {
+			t.Fatalf("key %d under load went to %d (load %v), want 1 or 3", k, got, cands[got].Load)
+		}
 	}
 }

@@ -46,7 +46,7 @@ func (p *CHWBL) Choose(ctx context.Context, req *Request, cands []Candidate) (Ch
 	var d xxhash.Digest
 	d.ResetWithSeed(PrefixSeed(req.Model, "", req.LoRA))
 	_, _ = d.WriteString(key)
-	idx, _ := boundedHash(d.Sum64(), cands, p.cfg.LoadFactor)
+	idx, _ := boundedHash(d.Sum64(), cands, p.cfg.LoadFactor, nil)
 	p.pc.decided(ReasonCold)
 	return Choice{Index: idx}, nil
 }
