@@ -46,13 +46,21 @@ func (v TopView) Render(width int) []string {
 		infl += b.InFlight
 		inflBatch += b.InFlightByClass["batch"]
 	}
+	title := "vllm-proxy top"
+	rest := 0 // what is left of width after the title; 0: no limit, -1: nothing
+	if width > 0 {
+		rest = width - len(title)
+		if rest <= 0 {
+			rest = -1
+		}
+	}
 	lines := []string{
-		paint(ansiBold, "vllm-proxy top") + fmt.Sprintf("  %s  policy %s  %s   q: quit", v.URL, orDash(v.Stats.Policy), v.At.Format("15:04:05")),
-		fmt.Sprintf("backends %d, healthy %d   running %s  waiting %s   in flight %d (batch %d)",
-			len(v.Stats.Backends), healthy, num(run), num(wait), infl, inflBatch),
+		paint(ansiBold, clip(title, width)) + clip(fmt.Sprintf("  %s  policy %s  %s   q: quit", v.URL, orDash(v.Stats.Policy), v.At.Format("15:04:05")), rest),
+		clip(fmt.Sprintf("backends %d, healthy %d   running %s  waiting %s   in flight %d (batch %d)",
+			len(v.Stats.Backends), healthy, num(run), num(wait), infl, inflBatch), width),
 	}
 	if v.Err != nil {
-		lines = append(lines, paint(ansiRed, "error: "+v.Err.Error()+" (showing the last answer)"))
+		lines = append(lines, paint(ansiRed, clip("error: "+v.Err.Error()+" (showing the last answer)", width)))
 	}
 	lines = append(lines, "")
 	header := []string{"BACKEND", "HEALTH", "LOAD", "", "RUN", "WAIT", "INFL", "INT", "BATCH", "CAP", "KV%", "HIT%", "PRED%", "METRICS", "MODELS"}
@@ -105,12 +113,7 @@ func (v TopView) Render(width int) []string {
 		lines = append(lines, joinRow(r, widths, width, paint))
 	}
 	if len(rows) == 0 {
-		lines = append(lines, "(no backends)")
-	}
-	for i, l := range lines {
-		if !strings.Contains(l, "\x1b") {
-			lines[i] = clip(l, width)
-		}
+		lines = append(lines, clip("(no backends)", width))
 	}
 	return lines
 }
@@ -130,31 +133,36 @@ func joinRow(cells []cell, widths []int, width int, paint func(code, s string) s
 		if i == 0 {
 			sep = ""
 		}
-		text := c.text
+		text, left, right := c.text, "", ""
 		if i < len(cells)-1 {
-			pad := widths[i] - len([]rune(text))
-			if i >= 2 && i != 3 && i != 13 && pad > 0 { // numbers right-aligned
-				text = strings.Repeat(" ", pad) + text
-			} else if pad > 0 {
-				text += strings.Repeat(" ", pad)
+			pad := strings.Repeat(" ", max(widths[i]-len([]rune(text)), 0))
+			if i >= 2 && i != 3 && i != 13 { // numbers right-aligned
+				left = pad
+			} else {
+				right = pad
 			}
 		}
-		if width > 0 && used+len(sep)+len([]rune(text)) > width {
-			room := width - used - len(sep)
+		n := len(sep) + len(left) + len([]rune(text)) + len(right)
+		if width > 0 && used+n > width {
+			room := width - used - len(sep) - len(left)
 			if room > 0 {
-				b.WriteString(sep + paint(c.color, clip(text, room)))
+				b.WriteString(sep + left + paint(c.color, clip(text, room)))
 			}
 			break
 		}
-		b.WriteString(sep + paint(c.color, text))
-		used += len(sep) + len([]rune(text))
+		b.WriteString(sep + left + paint(c.color, text) + right)
+		used += n
 	}
 	return b.String()
 }
 
+// clip cuts s to width runes; width 0 means no limit, a negative width leaves nothing.
 func clip(s string, width int) string {
 	r := []rune(s)
-	if width <= 0 || len(r) <= width {
+	if width < 0 {
+		return ""
+	}
+	if width == 0 || len(r) <= width {
 		return s
 	}
 	return string(r[:width])
