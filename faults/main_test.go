@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,9 +23,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if p := os.Getenv("VLLM_PXY_BIN"); p != "" {
-		binary = p
-	} else {
+	flag.Parse()
+	switch {
+	case fuzzing():
+		// Fuzz targets run in-process; fuzz workers re-run TestMain, so no build.
+	case os.Getenv("VLLM_PXY_BIN") != "":
+		binary = os.Getenv("VLLM_PXY_BIN")
+	default:
 		dir, err := os.MkdirTemp("", "vllm-proxy-faults-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "faults: temp dir:", err)
@@ -57,6 +62,17 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// fuzzing reports whether this process runs a fuzz target (-test.fuzz) or is one of
+// its workers.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // long reports whether the long form runs (VLLM_PXY_FAULTS=long, `make faults`).
