@@ -1,0 +1,130 @@
+// Command benchbp measures how much batch traffic slows interactive traffic down, by the
+// method of ../shared/reference/batch-anchors.md c.7, on simulators with the default
+// (realistic) time model, with the backends in fcfs and in priority mode, for three batch
+// controllers side by side: none ("off"), the seed's table on a 2 s poll ("poll") and
+// vllm-proxy's ("adaptive").
+//
+// Everything runs in this process, built the way cmd builds one proxy replica (memory
+// state): N simulators, the router, the batch budget, the backpressure controller and the
+// proxy handler behind a loopback HTTP server. Interactive load is open-loop Poisson
+// streaming chat through HTTP; the batch is W workers sending lines through
+// proxy.Handler.Dispatch (the path batch workers take) for the whole run.
+//
+//	go run ./scripts/benchbp -out /tmp/benchbp
+//
+// Runs per scheduling mode and load: A (interactive alone), then per controller B (A plus
+// the batch) and C (B plus a 3× interactive burst). It prints markdown tables and writes
+// raw CSVs and a PNG of interactive TTFT over time with batch in flight overlaid.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/sim"
+)
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 1)) }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchbp:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	out := flag.String("out", "/tmp/benchbp", "directory for CSVs and the PNG")
+	loads := flag.String("loads", "0.6,0.8", "interactive loads, fractions of measured capacity")
+	scheds := flag.String("sched", "fcfs,priority", "backend scheduling policies")
+	ctls := flag.String("controllers", "off,poll,adaptive", "batch controllers")
+	reps := flag.Int("reps", 1, "repetitions of every run (medians are reported)")
+	dur := flag.Duration("duration", 24*time.Second, "length of each run")
+	backends := flag.Int("backends", 2, "simulators")
+	seqs := flag.Int("seqs", 16, "max_num_seqs of each simulator (and routing capacity)")
+	workers := flag.Int("workers", 50, "batch lines in flight at most (VLLM_PXY_BATCH_MAX_CONCURRENT_REQUESTS)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	p := plan{duration: *dur, warm: 4 * time.Second, burstStart: *dur / 2, burstLen: 6 * time.Second,
+		burstObs: 5 * time.Second, shape: shape{promptChars: 2048, maxTokens: 64},
+		workers: *workers, backends: *backends, seqs: *seqs}
+	var all []*result
+	for _, sched := range split(*scheds) {
+		sims, err := startSims(ctx, *backends, *seqs, sched)
+		if err != nil {
+			return err
+		}
+		prio := sched == sim.PolicyPriority
+		capRate, err := capacity(ctx, p, sims, prio)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("# %s: measured interactive capacity %.2f req/s (%d backends × %d seqs)\n", sched, capRate, *backends, *seqs)
+		for _, ls := range split(*loads) {
+			load, _ := strconv.ParseFloat(ls, 64)
+			rate := load * capRate
+			for rep := range *reps {
+				seed := uint64(rep + 1)
+				a, err := runOnce(ctx, p, sims, prio, "off", rate, false, false, seed)
+				if err != nil {
+					return err
+				}
+				a.sched, a.controller, a.run, a.load = sched, "-", "A", load
+				all = append(all, a)
+				progress(a, capRate)
+				for _, c := range split(*ctls) {
+					for _, r := range []string{"B", "C"} {
+						res, err := runOnce(ctx, p, sims, prio, c, rate, true, r == "C", seed)
+						if err != nil {
+							return err
+						}
+						res.sched, res.controller, res.run, res.load = sched, c, r, load
+						all = append(all, res)
+						progress(res, capRate)
+					}
+				}
+			}
+			printTables(os.Stdout, all, sched, load, capRate)
+		}
+		for _, s := range sims {
+			s.Close()
+		}
+	}
+	if err := writeCSVs(*out, all); err != nil {
+		return err
+	}
+	png := filepath.Join(*out, "ttft_batch_inflight.png")
+	if err := plotBurst(png, all, p); err != nil {
+		return err
+	}
+	fmt.Println("wrote", *out)
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func progress(r *result, capRate float64) {
+	fmt.Fprintf(os.Stderr, "%s load %.0f%% %s %-8s ttft p50/p99 %.0f/%.0f ms itl p99 %.0f ms batch %.2f lines/s react %.0f ms burst ttft p99 %.0f ms 400s %d (%d/%d ok)\n",
+		r.sched, 100*r.load, r.run, r.controller, r.ttftP50, r.ttftP99, r.itlP99, r.batchPerS, r.reactMS, r.burstTTFTP99, r.bad400,
+		r.interactiveOK, r.interactiveAll)
+}

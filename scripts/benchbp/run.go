@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/sim"
+)
+
+// plan is the timeline and shape shared by every run.
+type plan struct {
+	duration   time.Duration // whole run
+	warm       time.Duration // measurements start here
+	burstStart time.Duration // run C: the 3× burst starts here ...
+	burstLen   time.Duration // ... and lasts this long
+	burstObs   time.Duration // the burst's first part whose TTFT is reported
+	shape      shape
+	workers    int // batch lines in flight at most (the replica's batch concurrency)
+	backends   int
+	seqs       int
+}
+
+// result is one run's raw data and figures.
+type result struct {
+	sched, controller, run string
+	load                   float64
+	samples                []sample
+	batch                  []batchDone
+	points                 []point
+	bad400                 int64
+
+	ttftP50, ttftP99, itlP99, e2eP99 float64 // ms, interactive, steady window
+	interactiveOK, interactiveAll    int
+	batchPerS                        float64 // batch lines/s finished in the steady window
+	reactMS                          float64 // run C: burst start → batch in flight at floor; NaN never
+	burstTTFTP99                     float64 // run C: ms, arrivals in the burst's first burstObs
+}
+
+// runOnce runs interactive load at rate (and batch when withBatch, and the burst when
+// burst) against a fresh stack over sims.
+func runOnce(ctx context.Context, p plan, sims []*sim.Server, prio bool, controller string, rate float64, withBatch, burst bool, seed uint64) (*result, error) {
+	if err := waitIdle(ctx, sims); err != nil {
+		return nil, err
+	}
+	before := count400(sims)
+	st, err := newStack(ctx, sims, p.seqs, prio, controller)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048, MaxConnsPerHost: 0}}
+	defer client.CloseIdleConnections()
+	rateAt := func(t time.Duration) float64 {
+		if burst && t >= p.burstStart && t < p.burstStart+p.burstLen {
+			return 3 * rate
+		}
+		return rate
+	}
+	runCtx, cancel := context.WithTimeout(ctx, p.duration)
+	defer cancel()
+	start := time.Now()
+	res := &result{}
+	done := make(chan struct{}, 3)
+	go func() { res.points = sampleInFlight(runCtx, st, start); done <- struct{}{} }()
+	go func() {
+		if withBatch {
+			res.batch = batchLoad(runCtx, st.h, p.shape, p.workers, seed, start)
+		}
+		done <- struct{}{}
+	}()
+	res.samples = interactive(runCtx, client, st.srv.URL, p.shape, seed, start, rateAt)
+	<-done
+	<-done
+	res.bad400 = count400(sims) - before
+	res.figures(p, burst)
+	return res, nil
+}
+
+func (r *result) figures(p plan, burst bool) {
+	steadyEnd := p.duration
+	if burst {
+		steadyEnd = p.burstStart
+	}
+	var ttft, e2e, itl, burstTTFT []float64
+	for _, s := range r.samples {
+		inSteady := s.at >= p.warm && s.at < steadyEnd
+		inBurst := burst && s.at >= p.burstStart && s.at < p.burstStart+p.burstObs
+		if inSteady {
+			r.interactiveAll++
+		}
+		if !s.ok {
+			continue
+		}
+		switch {
+		case inSteady:
+			r.interactiveOK++
+			ttft = append(ttft, ms(s.ttft))
+			e2e = append(e2e, ms(s.e2e))
+			for _, d := range s.itls {
+				itl = append(itl, ms(d))
+			}
+		case inBurst:
+			burstTTFT = append(burstTTFT, ms(s.ttft))
+		}
+	}
+	r.ttftP50, r.ttftP99 = pct(ttft, 0.50), pct(ttft, 0.99)
+	r.itlP99, r.e2eP99 = pct(itl, 0.99), pct(e2e, 0.99)
+	r.burstTTFTP99 = pct(burstTTFT, 0.99)
+	n := 0
+	for _, b := range r.batch {
+		if b.at >= p.warm && b.at < steadyEnd {
+			n++
+		}
+	}
+	r.batchPerS = float64(n) / (steadyEnd - p.warm).Seconds()
+	r.reactMS = math.NaN()
+	if burst {
+		floor := int64(p.backends) // backpressure's default floor: 1 per backend
+		for _, pt := range r.points {
+			if pt.at >= p.burstStart && pt.batch <= floor {
+				r.reactMS = ms(pt.at - p.burstStart)
+				break
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// pct is the nearest-rank percentile of xs (NaN when empty).
+func pct(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// capacity measures interactive-only throughput (requests/s) with one closed-loop client
+// per sequence slot of every backend, through the proxy.
+func capacity(ctx context.Context, p plan, sims []*sim.Server, prio bool) (float64, error) {
+	if err := waitIdle(ctx, sims); err != nil {
+		return 0, err
+	}
+	st, err := newStack(ctx, sims, p.seqs, prio, "off")
+	if err != nil {
+		return 0, err
+	}
+	defer st.close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048}}
+	defer client.CloseIdleConnections()
+	runCtx, cancel := context.WithTimeout(ctx, p.warm+10*time.Second)
+	defer cancel()
+	start := time.Now()
+	finished := make(chan time.Duration, 1<<16)
+	conc := p.backends * p.seqs
+	doneAll := make(chan struct{})
+	for w := range conc {
+		go func() {
+			rnd := newRand(uint64(w) + 7)
+			for runCtx.Err() == nil {
+				if s := stream(runCtx, client, st.srv.URL, p.shape.body(rnd, true)); s.ok {
+					finished <- time.Since(start)
+				}
+			}
+			doneAll <- struct{}{}
+		}()
+	}
+	for range conc {
+		<-doneAll
+	}
+	close(finished)
+	n := 0
+	for at := range finished {
+		if at >= p.warm {
+			n++
+		}
+	}
+	return float64(n) / 10, nil
+}
