@@ -100,6 +100,15 @@ func (h *Handler) newReverseProxy() *httputil.ReverseProxy {
 func rewrite(pr *httputil.ProxyRequest) {
 	a := attemptFrom(pr.In.Context())
 	pr.SetURL(a.target)
+	// The ReverseProxy wraps the outbound body in its own close-guard, which hides from
+	// the Transport that the body is in memory: the Transport then flushes the headers
+	// and writes the body in a second write (two syscalls, two segments, two wake-ups of
+	// the backend). run's body is an io.NopCloser over a bytes.Reader of a slice nobody
+	// mutates, so closing or reading it late is harmless: hand it over unwrapped and the
+	// headers and a small body leave in one write.
+	if pr.Out.Body != nil {
+		pr.Out.Body = pr.In.Body
+	}
 	pr.Out.Header.Set(headerRequestID, a.x.id)
 	// The body is already buffered: waiting for 100 Continue would only add a round trip.
 	pr.Out.Header.Del("Expect")
