@@ -5,13 +5,14 @@ BIN           := bin
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test vet redis lint bench demo docker clean help
+.PHONY: all build test vet redis browser lint bench demo docker clean help
 
 all: build test
 
 help:
 	@echo "make build   build ./bin/vllm-proxy"
-	@echo "make test    install redis-server if needed, then go vet and go test -race ./..."
+	@echo "make test    install redis-server, chromium and npm deps if needed, then go vet and go test -race ./..."
+	@echo "             (including the dashboard's browser test)"
 	@echo "make lint    golangci-lint $(GOLANGCI_LINT_VERSION) (installed into ./bin on first use)"
 	@echo "make bench   go benchmarks of every package"
 	@echo "make demo    run the demo (go run ./cmd/vllm-proxy demo)"
@@ -34,11 +35,26 @@ redis:
 		fi; \
 	fi
 
+# The dashboard's browser test (ui/e2e_test.go, build tag e2e) drives Debian's chromium
+# with playwright-core from npm. Install both when missing; the test fails (never skips)
+# without them.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "the browser test needs /usr/bin/chromium and npm: apt-get install -y chromium nodejs npm"; exit 1; fi; \
+		echo "installing chromium, nodejs and npm with apt-get"; \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium nodejs npm; \
+	fi
+	@if [ ! -f ui/e2e/node_modules/playwright-core/package.json ]; then \
+		cd ui/e2e && npm ci --no-audit --no-fund; \
+	fi
+
 vet:
 	$(GO) vet ./...
 
-test: redis vet
-	$(GO) test -race ./...
+test: redis browser vet
+	$(GO) test -race -tags e2e ./...
 
 $(GOLANGCI_LINT):
 	@mkdir -p $(BIN)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/vllm-proxy/vllm-proxy/routing"
 )
 
 // fileConfig is the YAML config file's schema (docs/CONFIG.md documents every key). After
@@ -42,7 +44,8 @@ type backendConfig struct {
 
 // routingConfig is the routing section.
 type routingConfig struct {
-	// Policy picks among healthy backends: least_load (default), round_robin, random.
+	// Policy picks among healthy backends: cache_aware (default), least_load,
+	// round_robin, random or chwbl.
 	Policy string `yaml:"policy"`
 	// HealthCheckInterval between GET /health probes of each backend. Default 5s.
 	HealthCheckInterval time.Duration `yaml:"health_check_interval"`
@@ -58,6 +61,29 @@ type routingConfig struct {
 	ModelsRefreshInterval time.Duration `yaml:"models_refresh_interval"`
 	// MaxBodyBytes bounds a request body. Default 32MiB.
 	MaxBodyBytes byteSize `yaml:"max_body_bytes"`
+	// CacheAware tunes the cache_aware policy; zero values take routing's defaults.
+	CacheAware cacheAwareConfig `yaml:"cache_aware"`
+	// CHWBL tunes the chwbl policy; zero values take routing's defaults.
+	CHWBL chwblConfig `yaml:"chwbl"`
+}
+
+// cacheAwareConfig is routing.cache_aware; see routing.CacheAwareConfig for the meaning
+// and defaults of each key (0 = default).
+type cacheAwareConfig struct {
+	BlockChars             int           `yaml:"block_chars"`
+	MaxBlocks              int           `yaml:"max_blocks"`
+	PrefillTokensPerSecond float64       `yaml:"prefill_tokens_per_second"`
+	QueueBudget            time.Duration `yaml:"queue_budget"`
+	SaturationLoad         float64       `yaml:"saturation_load"`
+	LoadFactor             float64       `yaml:"load_factor"`
+	LocalIndexBlocks       int           `yaml:"local_index_blocks"`
+	PrefixTTL              time.Duration `yaml:"prefix_ttl"`
+}
+
+// chwblConfig is routing.chwbl; see routing.CHWBLConfig (0 = default).
+type chwblConfig struct {
+	KeyChars   int     `yaml:"key_chars"`
+	LoadFactor float64 `yaml:"load_factor"`
 }
 
 // batchConfig is the batch section.
@@ -83,7 +109,7 @@ const (
 	defaultListen                   = ":8010"
 	defaultRedis                    = "local"
 	defaultCapacity                 = 8
-	defaultPolicy                   = "least_load"
+	defaultPolicy                   = routing.DefaultPolicy
 	defaultHealthCheckInterval      = 5 * time.Second
 	defaultScrapeInterval           = 500 * time.Millisecond
 	defaultRequestTimeout           = 10 * time.Minute

@@ -215,6 +215,27 @@ func (d *decoder) decode(node ast.Node, v reflect.Value, key string) {
 			return
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		var f float64
+		switch n := node.(type) {
+		case *ast.FloatNode:
+			f = n.Value
+		case *ast.IntegerNode:
+			i, ok := intValue(n)
+			if !ok {
+				want("a number")
+				return
+			}
+			f = float64(i)
+		default:
+			want("a number")
+			return
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			want("a finite number")
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Bool:
 		b, ok := node.(*ast.BoolNode)
 		if !ok {

@@ -30,6 +30,16 @@ routing:
   max_fails: 5
   models_refresh_interval: 30s
   max_body_bytes: 1MiB
+  cache_aware:
+    block_chars: 32
+    max_blocks: 100
+    prefill_tokens_per_second: 2500.5
+    queue_budget: 1500ms
+    saturation_load: 2
+    load_factor: 1.5
+    prefix_ttl: 2m
+  chwbl:
+    key_chars: 50
 batch:
   max_concurrent_requests: 7
   backpressure_enabled: false
@@ -51,6 +61,10 @@ batch:
 	if r.Policy != "round_robin" || r.HealthCheckInterval != time.Second || r.ScrapeInterval != 250*time.Millisecond ||
 		r.RequestTimeout != 2*time.Minute || r.MaxRetries != 0 || r.MaxFails != 5 || r.ModelsRefreshInterval != 30*time.Second || r.MaxBodyBytes != 1<<20 {
 		t.Errorf("routing = %+v", r)
+	}
+	if ca := r.CacheAware; ca != (cacheAwareConfig{BlockChars: 32, MaxBlocks: 100, PrefillTokensPerSecond: 2500.5,
+		QueueBudget: 1500 * time.Millisecond, SaturationLoad: 2, LoadFactor: 1.5, PrefixTTL: 2 * time.Minute}) || r.CHWBL != (chwblConfig{KeyChars: 50}) {
+		t.Errorf("cache_aware %+v chwbl %+v", ca, r.CHWBL)
 	}
 	bc := cfg.Batch
 	if bc.MaxConcurrentRequests != 7 || bc.BackpressureEnabled || bc.BackpressurePollInterval != 3*time.Second ||
@@ -104,6 +118,8 @@ func TestConfigStrict(t *testing.T) {
 		{"syntax", "routing:\n  policy: [random\n", []string{"c.yaml:2:"}},
 		{"two documents", "listen: :1\n---\nlisten: :2\n", []string{"c.yaml:3:1: want one YAML document, found 2"}},
 		{"anchor", "routing: &r\n  policy: random\n", []string{"c.yaml:1:10: routing: anchors, aliases, tags and merge keys are not supported"}},
+		{"bad float", "routing:\n  cache_aware:\n    load_factor: lots\n", []string{`c.yaml:3:18: routing.cache_aware.load_factor: want a number, got the string "lots"`}},
+		{"cache_aware range", "routing:\n  cache_aware:\n    load_factor: 0.5\n    max_blocks: -1\n", []string{`c.yaml:3:5: routing.cache_aware: invalid routing config: cache_aware: max_blocks must not be negative (got -1); cache_aware: load_factor must be at least 1 (got 0.5)`}},
 		{"int overflow", "batch:\n  batch_priority: 99999999999\n", []string{"c.yaml:2:19: batch.batch_priority: want an integer"}},
 		{"semantic", "listen: nope\nbackends:\n  - url: ftp://x\n    capacity: 0\n  - capacity: 2\n  - url: http://d:1\n  - url: http://d:1/\n    models: [a, '', a]\nrouting:\n  policy: fastest\n  max_retries: -1\n  max_fails: 0\n  scrape_interval: 0s\n  max_body_bytes: 0\nbatch:\n  max_concurrent_requests: 0\n  backpressure_poll_interval: -1s\n  files_dir: ''\n",
 			[]string{
@@ -114,7 +130,7 @@ func TestConfigStrict(t *testing.T) {
 				`c.yaml:7:10: backends[3].url: duplicate of backends[2].url`,
 				`c.yaml:8:17: backends[3].models[1]: want a model name`,
 				`c.yaml:8:21: backends[3].models[2]: duplicate model "a"`,
-				`c.yaml:10:11: routing.policy: want one of least_load, round_robin, random, got "fastest"`,
+				`c.yaml:10:11: routing.policy: want one of cache_aware, least_load, round_robin, random, chwbl, got "fastest"`,
 				`c.yaml:11:16: routing.max_retries: want 0 or more, got -1`,
 				`c.yaml:12:14: routing.max_fails: want at least 1, got 0`,
 				`c.yaml:13:20: routing.scrape_interval: want a positive duration`,

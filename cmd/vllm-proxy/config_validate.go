@@ -81,6 +81,12 @@ func (c *fileConfig) validate() configErrors {
 			add(d.key, "want a positive duration")
 		}
 	}
+	if err := toCacheAware(r.CacheAware).Validate(); err != nil {
+		add("routing.cache_aware", "%v", err)
+	}
+	if err := toCHWBL(r.CHWBL).Validate(); err != nil {
+		add("routing.chwbl", "%v", err)
+	}
 	if r.MaxRetries < 0 {
 		add("routing.max_retries", "want 0 or more, got %d", r.MaxRetries)
 	}

@@ -65,6 +65,7 @@ vllm-proxy demo: one OpenAI endpoint at http://localhost:%[1]d over three simula
     -d '{"model":"%[2]s","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'
 
 Then look at:
+  http://localhost:%[1]d/ui/          the live dashboard
   http://localhost:%[1]d/v1/models    the merged model list
   http://localhost:%[1]d/load-stats   per-backend load, health and cache figures
   http://localhost:%[1]d/metrics      Prometheus metrics

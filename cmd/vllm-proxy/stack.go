@@ -15,6 +15,7 @@ import (
 	"github.com/vllm-proxy/vllm-proxy/proxy"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/state"
+	"github.com/vllm-proxy/vllm-proxy/ui"
 )
 
 // stackMode says which parts of the stack a command runs.
@@ -39,6 +40,7 @@ type stack struct {
 	router  *routing.Router
 	proxy   *proxy.Handler
 	batch   *batch.Batch
+	ui      *ui.Handler
 	workers bool // batch workers were started
 	mux     *http.ServeMux
 	cancel  context.CancelFunc
@@ -53,7 +55,7 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	state.RouteDriverLogs(app.Log.With(slog.String("component", "redis")))
 
-	store, err := state.Open(ctx, app.RedisURL, state.Config{}, app.Log.With(slog.String("component", "state")), s.reg)
+	store, err := state.Open(ctx, app.RedisURL, state.Config{PrefixTTL: cfg.Routing.CacheAware.PrefixTTL}, app.Log.With(slog.String("component", "state")), s.reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("opening shared state: %w", err)
@@ -61,7 +63,8 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 	s.store = store
 
 	router, err := routing.New(toRoutingConfig(cfg), app.Log.With(slog.String("component", "routing")), s.reg,
-		routing.WithLoadShare(store.InFlight()), routing.WithScrapeCoordinator(store.Scrapes()))
+		routing.WithLoadShare(store.InFlight()), routing.WithScrapeCoordinator(store.Scrapes()),
+		routing.WithPrefixIndex(store.Prefix()))
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("building the router: %w", err)
@@ -83,6 +86,19 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 		s.close()
 		return nil, err
 	}
+	if mode == modeServe {
+		dash, err := ui.New(ui.Config{Version: app.Version}, ui.Sources{Router: router, Metrics: s.reg},
+			app.Log.With(slog.String("component", "ui")), s.reg)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("building the dashboard: %w", err)
+		}
+		if err := dash.Start(ctx); err != nil {
+			s.close()
+			return nil, fmt.Errorf("starting the dashboard: %w", err)
+		}
+		s.ui = dash
+	}
 
 	s.mux = http.NewServeMux()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
@@ -93,6 +109,8 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 		for _, p := range []string{"/v1/files", "/v1/files/", "/v1/batches", "/v1/batches/"} {
 			s.mux.Handle(p, s.batch.API)
 		}
+		s.mux.Handle("/ui", s.ui)
+		s.mux.Handle("/ui/", s.ui)
 		s.mux.Handle("/", h)
 	}
 	return s, nil
@@ -161,6 +179,9 @@ func (s *stack) close() {
 		s.batch.Workers.Stop()
 		s.batch.Janitor.Stop()
 	}
+	if s.ui != nil {
+		s.ui.Stop()
+	}
 	if s.router != nil {
 		s.router.Stop()
 	}
@@ -183,6 +204,8 @@ func toRoutingConfig(cfg *fileConfig) routing.Config {
 		HealthCheckInterval:   cfg.Routing.HealthCheckInterval,
 		ModelsRefreshInterval: cfg.Routing.ModelsRefreshInterval,
 		MaxFails:              cfg.Routing.MaxFails,
+		CacheAware:            toCacheAware(cfg.Routing.CacheAware),
+		CHWBL:                 toCHWBL(cfg.Routing.CHWBL),
 	}
 	for _, b := range cfg.Backends {
 		rc.Backends = append(rc.Backends, routing.BackendConfig{
@@ -193,6 +216,20 @@ func toRoutingConfig(cfg *fileConfig) routing.Config {
 		})
 	}
 	return rc
+}
+
+// toCacheAware maps routing.cache_aware onto routing's config (zero = default).
+func toCacheAware(c cacheAwareConfig) routing.CacheAwareConfig {
+	return routing.CacheAwareConfig{
+		BlockChars: c.BlockChars, MaxBlocks: c.MaxBlocks, PrefillTokensPerSecond: c.PrefillTokensPerSecond,
+		QueueBudget: c.QueueBudget, SaturationLoad: c.SaturationLoad, LoadFactor: c.LoadFactor,
+		LocalIndexBlocks: c.LocalIndexBlocks, PrefixTTL: c.PrefixTTL,
+	}
+}
+
+// toCHWBL maps routing.chwbl onto routing's config (zero = default).
+func toCHWBL(c chwblConfig) routing.CHWBLConfig {
+	return routing.CHWBLConfig{KeyChars: c.KeyChars, LoadFactor: c.LoadFactor}
 }
 
 // toProxyConfig maps the file's routing section onto proxy.Config.

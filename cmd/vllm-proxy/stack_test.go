@@ -180,12 +180,20 @@ func TestServeFullStack(t *testing.T) {
 		return err == nil && held.Status == openai.BatchStatusCancelled
 	})
 
+	// The dashboard and its JSON are mounted.
+	if code, page := get(t, base+"/ui/"); code != 200 || !strings.Contains(page, "<html") {
+		t.Errorf("/ui/ = %d", code)
+	}
+	if code, js := get(t, base+"/ui/api/backends"); code != 200 || !strings.Contains(js, a) || !strings.Contains(js, `"policy":"cache_aware"`) {
+		t.Errorf("/ui/api/backends = %d %s", code, js)
+	}
+
 	// Both classes went through the proxy's counters; the metrics page shows them.
 	code, metrics := get(t, base+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
-	for _, want := range []string{`class="batch"`, `class="interactive"`, "vllm_proxy_backend_up", "vllm_proxy_batch_", "go_goroutines"} {
+	for _, want := range []string{`class="batch"`, `class="interactive"`, "vllm_proxy_backend_up", "vllm_proxy_batch_", "go_goroutines", `vllm_proxy_routing_decisions_total{policy="cache_aware"`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
