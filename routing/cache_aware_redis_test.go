@@ -118,3 +118,9 @@ func openFastState(t *testing.T, redisURL, replica string) *state.Store {
 	eventually(t, "state connected to redis", st.Connected)
 	return st
 }
+
+// The Redis-backed index plugs into WithPrefixIndex and is told about removed backends.
+var (
+	_ PrefixIndex     = (*state.PrefixIndex)(nil)
+	_ prefixForgetter = (*state.PrefixIndex)(nil)
+)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -181,6 +182,87 @@ func TestPickFillsModelAndLoRA(t *testing.T) {
 	for i, w := range want {
 		if got := rec.seen[i]; got.Model != w.model || got.LoRA != w.lora {
 			t.Errorf("request %d: policy saw model %q lora %q, want %q %q", i, got.Model, got.LoRA, w.model, w.lora)
+		}
+	}
+}
+
+// TestBackendRemovedForgetsPrefixes: Update removing a backend calls the
+// WithBackendRemoved hook and drops the backend's prefix ownership and predicted rate.
+func TestBackendRemovedForgetsPrefixes(t *testing.T) {
+	fakes, cfg := fakePool(t, 2, 8)
+	var removed []string
+	r, _ := newIdleRouter(t, cfg, WithBackendRemoved(func(id string) { removed = append(removed, id) }))
+	ca := r.Policy().(*CacheAware)
+	prompt := chat(words(21, 64), "q")
+	pk, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: prompt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk.Done(Outcome{Status: http.StatusOK})
+	gone := pk.Backend.ID()
+	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
+	if ca.Index().Lookup(t.Context(), hashes)[gone] != len(hashes) {
+		t.Fatal("the pick was not recorded")
+	}
+	var keep string
+	for _, f := range fakes {
+		if f.URL != gone {
+			keep = f.URL
+		}
+	}
+	if err := r.Update([]BackendConfig{{URL: keep}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != gone {
+		t.Fatalf("hook saw %v, want [%s]", removed, gone)
+	}
+	if m := ca.Index().Lookup(t.Context(), hashes); len(m) != 0 {
+		t.Fatalf("removed backend still owns the prefix: %v", m)
+	}
+	if _, ok := ca.PredictedHitRate(gone); ok {
+		t.Fatal("removed backend still has a predicted hit rate")
+	}
+}
+
+// TestPolicyMetricsExposition: the decision counters and the predicted-hit histogram as
+// exposed, after a fallback, a cold placement and an affinity hit.
+func TestPolicyMetricsExposition(t *testing.T) {
+	_, cfg := fakePool(t, 2, 8)
+	r, reg := newIdleRouter(t, cfg)
+	prompt := chat(words(31, 60), "q") // 240+ characters: 4 blocks of a 4.1-block prompt
+	for _, p := range []string{"", prompt, prompt} {
+		pk, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk.Done(Outcome{Status: http.StatusOK})
+	}
+	want := `
+# HELP vllm_proxy_routing_decisions_total Routing decisions of the prefix-aware policies, by reason (affinity, saturation_release, cold_placement, fallback).
+# TYPE vllm_proxy_routing_decisions_total counter
+vllm_proxy_routing_decisions_total{policy="cache_aware",reason="affinity"} 1
+vllm_proxy_routing_decisions_total{policy="cache_aware",reason="cold_placement"} 1
+vllm_proxy_routing_decisions_total{policy="cache_aware",reason="fallback"} 1
+vllm_proxy_routing_decisions_total{policy="cache_aware",reason="saturation_release"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vllm_proxy_routing_decisions_total"); err != nil {
+		t.Fatal(err)
+	}
+	// Two hashed picks observed: 0 (cold) and 4/5 blocks (affinity).
+	if n, err := testutil.GatherAndCount(reg, "vllm_proxy_routing_predicted_prefix_hit_ratio"); err != nil || n != 1 {
+		t.Fatalf("histogram series %d, %v", n, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "vllm_proxy_routing_predicted_prefix_hit_ratio" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 2 || h.GetSampleSum() < 0.75 || h.GetSampleSum() > 0.85 {
+			t.Fatalf("histogram count %d sum %v, want 2 and 0.8", h.GetSampleCount(), h.GetSampleSum())
 		}
 	}
 }

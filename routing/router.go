@@ -26,6 +26,7 @@ type Router struct {
 	share   LoadShare
 	scrapes ScrapeCoordinator
 	policy  Policy
+	removed func(id string) // WithBackendRemoved, or nil
 	now     func() time.Time
 	client  *http.Client
 
@@ -91,7 +92,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 		o.policy = p
 	}
 	r := &Router{
-		cfg: cfg, log: log, metrics: m, share: o.share, scrapes: o.scrapes, policy: o.policy, now: o.now,
+		cfg: cfg, log: log, metrics: m, share: o.share, scrapes: o.scrapes, policy: o.policy, removed: o.removed, now: o.now,
 		client: &http.Client{
 			Transport: &http.Transport{
 				DialContext:         (&net.Dialer{Timeout: cfg.ProbeTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -163,6 +164,9 @@ func (r *Router) Update(backends []BackendConfig) error {
 		}
 		if f, ok := r.policy.(BackendForgetter); ok {
 			f.BackendRemoved(b.id)
+		}
+		if r.removed != nil {
+			r.removed(b.id)
 		}
 		r.log.Info("backend removed", attrBackend(b.id))
 	}

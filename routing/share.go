@@ -100,6 +100,7 @@ type options struct {
 	scrapes ScrapeCoordinator
 	policy  Policy
 	prefix  PrefixIndex
+	removed func(id string)
 	now     func() time.Time
 	rnd     Rand
 }
@@ -115,6 +116,12 @@ func WithScrapeCoordinator(c ScrapeCoordinator) Option { return func(o *options)
 // (cmd passes state.Store.Prefix()). By default, or with nil, cache_aware keeps a
 // LocalPrefixIndex of this replica's own decisions.
 func WithPrefixIndex(p PrefixIndex) Option { return func(o *options) { o.prefix = p } }
+
+// WithBackendRemoved registers fn to be called with a backend's ID when Update removes it
+// from the pool, after the router has dropped the backend's own series and shared counts
+// (for example so the proxy can delete its per-backend series). fn runs under Update's
+// lock: it must not call Update.
+func WithBackendRemoved(fn func(id string)) Option { return func(o *options) { o.removed = fn } }
 
 // WithPolicy overrides Config.Policy with a ready-made Policy.
 func WithPolicy(p Policy) Option { return func(o *options) { o.policy = p } }
