@@ -36,9 +36,9 @@ const (
 //     request while its pressure is below 1 + the least pressure of the other candidates:
 //     under budget it always may, and when everyone is saturated the cache still wins
 //     unless another backend is a whole budget less loaded. Among the holders that may,
-//     the first in rendezvous order of the chain's first block wins (reason affinity): the
-//     backend the prefix was first placed on, the same on every replica, so copies a
-//     release made elsewhere serve only the overflow. When no holder may, the request is
+//     the first in rendezvous order of the chain's first block wins (reason affinity): an
+//     order fixed per prefix and the same on every replica, so copies a release made
+//     elsewhere serve only the overflow instead of splitting the prefix's traffic. When no holder may, the request is
 //     released to least_load (reason saturation_release).
 //  5. Record that the chosen backend now holds the whole chain.
 //
@@ -125,9 +125,10 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 }
 
 // warm chooses for a request some backend holds more of than another. Among the holders
-// of the longest match, in rendezvous order of the chain's root (so the backend the prefix
-// was first placed on comes first, and every replica prefers the same one), the first whose
-// pressure is under 1 + the least pressure of the other candidates wins. Preferring a fixed
+// of the longest match, in rendezvous order of the chain's first block (a fixed order, the
+// same on every replica, that puts first the backend a cold prompt with nothing in common
+// was hashed to), the first whose pressure is under 1 + the least pressure of the other
+// candidates wins. Preferring a fixed
 // holder instead of the least loaded one keeps a prefix on one backend until it is needed
 // elsewhere, so copies made by a release do not spread every prefix over every backend.
 // When no holder qualifies the request goes to least_load.

@@ -14,7 +14,8 @@ import (
 //
 // Implementations must be safe for concurrent use. Lookup runs on the request path and
 // must answer within a small budget whatever happens to shared storage; Record must not
-// block (a shared implementation writes asynchronously).
+// block (a shared implementation writes asynchronously). Neither may keep hashes after it
+// returns: the caller reuses the slice (copy what must outlive the call).
 type PrefixIndex interface {
 	// Lookup returns, per backend, how many leading blocks of hashes it owns: the walk
 	// stops at the first block no backend still in the running owns. Backends without a
