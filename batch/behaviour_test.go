@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -45,7 +46,9 @@ func TestRequestCountsLive(t *testing.T) {
 	rs := statetestRedis(t)
 	sm := startSim(t, sim.Config{Instant: true})
 	sd := &stepDispatcher{inner: newHTTPDispatcher(sm.URL()), tokens: make(chan struct{}, 100), open: make(chan struct{})}
-	a := startReplica(t, testConfig("a"), redisStores(t, rs.URL, "a"), sd, true)
+	cfg := testConfig("a")
+	cfg.LeaseTTL = 5 * time.Second // a lease lapsing on a loaded machine would lose a token's line
+	a := startReplica(t, cfg, redisStores(t, rs.URL, "a"), sd, true)
 	b := startReplica(t, testConfig("b"), redisStores(t, rs.URL, "b"), nil, false)
 	const n = 60
 	f := upload(t, a.srv.URL, chatLines(n, "m1", 5))
@@ -250,4 +253,46 @@ func TestParseUsage(t *testing.T) {
 			t.Errorf("%s: %+v", tc.name, u)
 		}
 	}
+}
+
+// slowOpenBlobs delays every Open, so a validation outlasts many worker passes.
+type slowOpenBlobs struct {
+	BlobStore
+	delay time.Duration
+}
+
+func (s slowOpenBlobs) Open(ctx context.Context, id string, offset int64) (io.ReadCloser, error) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.BlobStore.Open(ctx, id, offset)
+}
+
+// TestValidatedOnce: a replica that already validates a batch does not start a second
+// validation of it on its next passes (the claim script lets the lease owner re-claim).
+func TestValidatedOnce(t *testing.T) {
+	sm := startSim(t, sim.Config{Instant: true})
+	s := memoryStores()
+	s.blobs = slowOpenBlobs{BlobStore: s.blobs, delay: 300 * time.Millisecond} // 15 polls
+	r := startReplica(t, testConfig("r1"), s, newHTTPDispatcher(sm.URL()), true)
+	f := upload(t, r.srv.URL, chatLines(20, "m1", 5))
+	b := waitBatch(t, r.srv.URL, createBatch(t, r.srv.URL, f.ID, chatURL).ID, 20*time.Second, terminal)
+	if b.Status != "completed" {
+		t.Fatalf("batch %s", b.Status)
+	}
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "vllm_proxy_batch_validation_duration_seconds" {
+			if n := mf.GetMetric()[0].GetHistogram().GetSampleCount(); n != 1 {
+				t.Fatalf("batch validated %d times", n)
+			}
+			return
+		}
+	}
+	t.Fatal("no validation metric")
 }

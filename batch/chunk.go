@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,18 +45,21 @@ func (w *Workers) processChunk(ctx context.Context, rec state.BatchRecord, c sta
 
 	g := &gate{w: w, rec: rec}
 	col := &collector{w: w, batch: rec.ID, chunk: c.Index}
-	flushDone := make(chan struct{})
-	flushCtx, stopFlush := context.WithCancel(ctx)
+	flushDone, stopFlush := make(chan struct{}), make(chan struct{})
 	go func() { // time-based flushes; owned and awaited here
 		defer close(flushDone)
 		t := time.NewTicker(w.cfg.FlushInterval)
 		defer t.Stop()
 		for {
 			select {
-			case <-flushCtx.Done():
+			case <-ctx.Done():
+				return
+			case <-stopFlush:
 				return
 			case <-t.C:
-				col.flush(flushCtx, false)
+				// With the task's ctx, not one cancelled when the chunk's lines are all
+				// back: a commit cut short would leave its lines to be run again.
+				col.flush(ctx, false)
 			}
 		}
 	}()
@@ -81,7 +83,7 @@ dispatch:
 		}()
 	}
 	wg.Wait()
-	stopFlush()
+	close(stopFlush)
 	<-flushDone
 	committed := col.flush(ctx, true)
 	w.giveBack(ctx, rec.ID, c, already+committed == c.N)
@@ -137,31 +139,27 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
+// parsePending reads a validated line with the same scanner validation used, so both
+// agree on custom_id and model whatever duplicates or key spellings the line holds.
 func parsePending(line []byte) (pendingLine, error) {
-	var in inputLine
-	if err := json.Unmarshal(line, &in); err != nil {
-		return pendingLine{}, fmt.Errorf("decoding validated line: %w", err)
+	in, ok := scanTaskLine(line)
+	if !ok {
+		return pendingLine{}, errors.New("decoding validated line: not a JSON object")
 	}
 	var p pendingLine
-	if err := json.Unmarshal(in.CustomID, &p.customID); err != nil {
-		return pendingLine{}, fmt.Errorf("decoding custom_id: %w", err)
+	if p.customID, ok = jsonString(in.customID); !ok {
+		return pendingLine{}, errors.New("decoding custom_id: not a string")
 	}
-	p.body = slices.Clone([]byte(in.Body))
-	var b struct {
-		Model    string          `json:"model"`
-		Messages json.RawMessage `json:"messages"`
-		Prompt   json.RawMessage `json:"prompt"`
-		Input    json.RawMessage `json:"input"`
-	}
-	_ = json.Unmarshal(in.Body, &b)
-	p.model = b.Model
+	p.body = slices.Clone(in.body)
+	b, _ := scanBody(p.body)
+	p.model, _ = jsonString(b.model)
 	switch {
-	case len(b.Messages) > 0:
-		p.prefix = b.Messages
-	case len(b.Prompt) > 0:
-		p.prefix = b.Prompt
+	case len(b.messages) > 0:
+		p.prefix = b.messages
+	case len(b.prompt) > 0:
+		p.prefix = b.prompt
 	default:
-		p.prefix = b.Input
+		p.prefix = b.input
 	}
 	if len(p.prefix) > 256 {
 		p.prefix = p.prefix[:256]

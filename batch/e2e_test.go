@@ -18,7 +18,8 @@ func TestBatchHappyPath(t *testing.T) {
 				s = redisStores(t, statetestRedis(t).URL, "r1")
 			}
 			sm := startSim(t, sim.Config{Instant: true})
-			r := startReplica(t, testConfig("r1"), s, newHTTPDispatcher(sm.URL()), true)
+			d := newHTTPDispatcher(sm.URL())
+			r := startReplica(t, testConfig("r1"), s, d, true)
 			const n = 50
 			f := upload(t, r.srv.URL, chatLines(n, "m1", 5))
 			b := createBatch(t, r.srv.URL, f.ID, "/v1/chat/completions")
@@ -35,6 +36,9 @@ func TestBatchHappyPath(t *testing.T) {
 			}
 			if b.Model == nil || *b.Model != "m1" || b.ErrorFileID != nil || b.OutputFileID == nil {
 				t.Fatalf("model/files %+v", b)
+			}
+			if calls := d.calls.Load(); calls != n { // no crash, so no line runs twice
+				t.Fatalf("%d dispatches for %d lines", calls, n)
 			}
 			res := allResults(t, r.srv.URL, b)
 			if len(res) != n {

@@ -22,21 +22,6 @@ type validationLimits struct {
 	chunkLines   int
 }
 
-// inputLine is one line of a batch input file.
-type inputLine struct {
-	CustomID json.RawMessage `json:"custom_id"`
-	Method   json.RawMessage `json:"method"`
-	URL      json.RawMessage `json:"url"`
-	Body     json.RawMessage `json:"body"`
-}
-
-// lineBody is what validation and routing need from a line's body.
-type lineBody struct {
-	Model  json.RawMessage `json:"model"`
-	Stream json.RawMessage `json:"stream"`
-	Input  json.RawMessage `json:"input"`
-}
-
 // lineReader reads physical lines with their byte offsets, refusing (but skipping) lines
 // longer than max without holding them.
 type lineReader struct {
@@ -162,38 +147,44 @@ func validateInput(r io.Reader, endpoint string, lim validationLimits) (state.Ba
 	return v, errs, nil
 }
 
-// checkLine validates one non-blank line; code "" means valid.
+// checkLine validates one non-blank line; code "" means valid. The line is checked with
+// json.Valid once and then only scanned (see objectFields): encoding/json's decoders
+// would run over the ~4 KB body several times.
 func checkLine(line []byte, endpoint string, seen map[string]int64, physical int64) (code, param, msg, model string, inputs int64) {
-	var in inputLine
-	if !json.Valid(line) || bytes.TrimSpace(line)[0] != '{' || json.Unmarshal(line, &in) != nil {
+	if !json.Valid(line) {
 		return "invalid_json_line", "", "This line is not parseable as valid JSON.", "", 0
 	}
-	var id string
-	if json.Unmarshal(in.CustomID, &id) != nil || id == "" {
+	in, ok := scanTaskLine(line)
+	if !ok {
+		return "invalid_json_line", "", "This line is not parseable as valid JSON.", "", 0
+	}
+	id, ok := jsonString(in.customID)
+	if !ok || id == "" {
 		return "invalid_json_line", "custom_id", "custom_id must be a non-empty string.", "", 0
 	}
 	if first, dup := seen[id]; dup {
 		return "duplicate_custom_id", "custom_id", "The custom_id " + strconv.Quote(id) + " is already used on line " + strconv.FormatInt(first, 10) + ".", "", 0
 	}
 	seen[id] = physical
-	var method, url string
-	if json.Unmarshal(in.Method, &method) != nil || method != "POST" {
+	if method, ok := jsonString(in.method); !ok || method != "POST" {
 		return "invalid_method", "method", "method must be \"POST\".", "", 0
 	}
-	if json.Unmarshal(in.URL, &url) != nil || url != endpoint {
+	if url, ok := jsonString(in.url); !ok || url != endpoint {
 		return "url_mismatch", "url", "url must equal the batch endpoint " + endpoint + ".", "", 0
 	}
-	var body lineBody
-	if len(in.Body) == 0 || in.Body[0] != '{' || json.Unmarshal(in.Body, &body) != nil {
+	body, ok := scanBody(in.body)
+	if !ok {
 		return "invalid_json_line", "body", "body must be a JSON object.", "", 0
 	}
-	if s := bytes.TrimSpace(body.Stream); bytes.Equal(s, []byte("true")) {
+	if bytes.Equal(body.stream, []byte("true")) {
 		return "stream_not_supported", "body.stream", "Streaming is not supported in batches.", "", 0
 	}
-	if len(body.Model) > 0 && json.Unmarshal(body.Model, &model) != nil {
-		return "invalid_json_line", "body.model", "body.model must be a string.", "", 0
+	if body.model != nil && !bytes.Equal(body.model, []byte("null")) {
+		if model, ok = jsonString(body.model); !ok {
+			return "invalid_json_line", "body.model", "body.model must be a string.", "", 0
+		}
 	}
-	return "", "", "", model, embeddingInputs(body.Input)
+	return "", "", "", model, embeddingInputs(body.input)
 }
 
 // embeddingInputs counts an embeddings input: each element of an array of strings or of

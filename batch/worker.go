@@ -143,7 +143,9 @@ func (w *Workers) visit(pctx, ctx context.Context, id string) error {
 	now := w.cfg.Now()
 	switch rec.Status {
 	case state.BatchValidating:
-		if !w.reserve(&w.valids, maxValidations) {
+		// The claim script lets a lease's owner claim again (a restarted replica keeps its
+		// id), so a validation this replica is already running must be skipped here.
+		if w.holds(leaseKey{id, leaseValidation}) || !w.reserve(&w.valids, maxValidations) {
 			return nil
 		}
 		ok, err := w.jobs.ClaimValidation(pctx, id, w.cfg.ReplicaID, now, w.cfg.LeaseTTL)
@@ -192,6 +194,13 @@ func (w *Workers) visit(pctx, ctx context.Context, id string) error {
 		})
 	}
 	return nil
+}
+
+func (w *Workers) holds(k leaseKey) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.leases[k]
+	return ok
 }
 
 func (w *Workers) reserve(n *int, max int) bool {
