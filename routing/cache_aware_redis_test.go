@@ -2,7 +2,10 @@ package routing
 
 import (
 	"maps"
+	"net/http"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,10 +49,46 @@ func TestCacheAwareSharedIndexAcrossReplicas(t *testing.T) {
 		t.Fatalf("r2 affinity decisions = %v, want 1", n)
 	}
 
-	// FLUSHALL: ownership in Redis is gone; picks go on, and r2 still knows the owner
-	// from its local cache.
+	// FLUSHALL under load (four clients per router): no pick fails, r2 still knows the
+	// owner from its local cache, and a prefix first seen after the flush is shared again.
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Go(func() {
+			r := []*Router{r1, r2}[w%2]
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pk, err := r.Pick(t.Context(), &Request{Model: "m", Prompt: chat(words(uint64(w), 128), words(uint64(i), 16))})
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				pk.Done(Outcome{Status: http.StatusOK})
+			}
+		})
+	}
 	if _, err := redis.Do("FLUSHALL"); err != nil {
 		t.Fatal(err)
+	}
+	fresh := chat(words(4242, 256), "after the flush")
+	fh := HashPrompt(nil, PrefixSeed("m", "", ""), fresh, DefaultBlockChars, DefaultMaxBlocks)
+	freshCold, _ := boundedHash(fh[0], candidatesOf(r1, "m"), DefaultLoadFactor, nil)
+	freshOwner := sendVia(t.Context(), t, r1, &Request{Model: "m", Prompt: fresh, Exclude: []string{urls[freshCold]}})
+	eventually(t, "the post-flush record reaches redis", func() bool {
+		return s2.Prefix().Lookup(t.Context(), fh)[freshOwner] == len(fh)
+	})
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d picks failed around FLUSHALL", n)
+	}
+	if got := sendVia(t.Context(), t, r2, &Request{Model: "m", Prompt: fresh}); got != freshOwner {
+		t.Fatalf("after FLUSHALL r2 sent a new prefix to %s, not to %s that r1 recorded", got, freshOwner)
 	}
 	for i := range 20 {
 		q := &Request{Model: "m", Prompt: chat(words(42, 256), words(uint64(500+i), 32))}
