@@ -25,12 +25,18 @@ import (
 // startSim starts an in-process simulator for the test and returns its base URL.
 func startSim(t *testing.T, cfg sim.Config) string {
 	t.Helper()
+	return startSimServer(t, cfg).URL()
+}
+
+// startSimServer is startSim returning the simulator itself.
+func startSimServer(t *testing.T, cfg sim.Config) *sim.Server {
+	t.Helper()
 	s, err := sim.Start(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return s.URL()
+	return s
 }
 
 // startRun runs run in the background on a free port and waits for the "serving"

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vllm-proxy/vllm-proxy/backpressure"
 	"github.com/vllm-proxy/vllm-proxy/batch"
 	"github.com/vllm-proxy/vllm-proxy/logging"
 	"github.com/vllm-proxy/vllm-proxy/proxy"
@@ -39,6 +40,8 @@ type stack struct {
 	store   *state.Store
 	router  *routing.Router
 	proxy   *proxy.Handler
+	budget  *state.BatchBudget
+	control *backpressure.Controller
 	batch   *batch.Batch
 	ui      *ui.Handler
 	workers bool // batch workers were started
@@ -75,7 +78,13 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 		return nil, fmt.Errorf("starting the router: %w", err)
 	}
 
-	h, err := proxy.New(toProxyConfig(cfg, app.Version), router, app.Log.With(slog.String("component", "proxy")), s.reg)
+	if err := s.startBackpressure(ctx, app, cfg); err != nil {
+		s.close()
+		return nil, err
+	}
+
+	h, err := proxy.New(toProxyConfig(cfg, app.Version), router, app.Log.With(slog.String("component", "proxy")), s.reg,
+		proxy.WithBatchAdmission(s.control))
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("building the proxy: %w", err)
@@ -114,6 +123,37 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 		s.mux.Handle("/", h)
 	}
 	return s, nil
+}
+
+// startBackpressure starts the shared batch budget (slot leases in Redis, or in memory)
+// and the per-backend batch concurrency controller the proxy asks before each batch
+// attempt.
+func (s *stack) startBackpressure(ctx context.Context, app *App, cfg *fileConfig) error {
+	budget, err := state.NewBatchBudget(s.store, state.BudgetConfig{})
+	if err != nil {
+		return fmt.Errorf("building the batch budget: %w", err)
+	}
+	if err := budget.Start(ctx); err != nil {
+		return fmt.Errorf("starting the batch budget: %w", err)
+	}
+	s.budget = budget
+	mode := backpressure.ModeAdaptive
+	if !cfg.Batch.BackpressureEnabled {
+		mode = backpressure.ModeOff
+	}
+	ctl, err := backpressure.New(backpressure.Config{
+		Mode:          mode,
+		MaxConcurrent: cfg.Batch.MaxConcurrentRequests,
+		PollInterval:  cfg.Batch.BackpressurePollInterval,
+	}, s.router, budget, app.Log.With(slog.String("component", "backpressure")), s.reg)
+	if err != nil {
+		return fmt.Errorf("building the backpressure controller: %w", err)
+	}
+	if err := ctl.Start(ctx); err != nil {
+		return fmt.Errorf("starting the backpressure controller: %w", err)
+	}
+	s.control = ctl
+	return nil
 }
 
 // startBatch builds the batch package on the shared state and, when this replica runs
@@ -182,6 +222,12 @@ func (s *stack) close() {
 	if s.ui != nil {
 		s.ui.Stop()
 	}
+	if s.control != nil {
+		s.control.Stop()
+	}
+	if s.budget != nil {
+		s.budget.Stop() // gives this replica's batch slots back at once
+	}
 	if s.router != nil {
 		s.router.Stop()
 	}
@@ -234,11 +280,16 @@ func toCHWBL(c chwblConfig) routing.CHWBLConfig {
 
 // toProxyConfig maps the file's routing section onto proxy.Config.
 func toProxyConfig(cfg *fileConfig, version string) proxy.Config {
+	batchPriority := cfg.Batch.BatchPriority
 	pc := proxy.Config{
 		Version:        version,
 		MaxBodyBytes:   int64(cfg.Routing.MaxBodyBytes),
 		MaxRetries:     cfg.Routing.MaxRetries,
 		RequestTimeout: cfg.Routing.RequestTimeout,
+		Priority: proxy.PriorityConfig{
+			Interactive: cfg.Batch.ChatCompletionPriority,
+			Batch:       &batchPriority,
+		},
 	}
 	if pc.MaxRetries == 0 {
 		pc.MaxRetries = -1 // the file's 0 means "no retries"; proxy's zero means default

@@ -374,3 +374,50 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo serves %v, want two models", ids)
 	}
 }
+
+// TestPriorityWiring: --chat-completion-priority and --batch-priority reach a backend that
+// runs priority scheduling (detected), while one running fcfs sees only priority 0 beyond
+// the one detection probe.
+func TestPriorityWiring(t *testing.T) {
+	prio := startSimServer(t, sim.Config{Model: "m1", Instant: true, SchedulingPolicy: sim.PolicyPriority})
+	fcfs := startSimServer(t, sim.Config{Model: "m1", Instant: true})
+	base, _, stop := startRun(t, "--backend", prio.URL(), "--backend", fcfs.URL(), "--policy", "round_robin",
+		"--chat-completion-priority", "3", "--batch-priority", "7")
+	defer stop()
+	c := openai.NewClient(option.WithBaseURL(base+"/v1"), option.WithAPIKey("k"), option.WithMaxRetries(0))
+	ctx := t.Context()
+	// Wait until priority detection has classified both backends.
+	waitFor(t, 10*time.Second, "priority detection", func() bool {
+		return prio.Snapshot().ReceivedByPriority[1] > 0 // the one-token probe
+	})
+	for range 8 {
+		if _, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model: "m1", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}, MaxTokens: openai.Int(2),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(bytes.NewReader(batchLines(8, "m1")), "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: f.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the batch", func() bool {
+		got, err := c.Batches.Get(ctx, bt.ID)
+		return err == nil && got.Status == openai.BatchStatusCompleted && got.RequestCounts.Completed == 8
+	})
+	p, q := prio.Snapshot().ReceivedByPriority, fcfs.Snapshot().ReceivedByPriority
+	if p[3] == 0 || p[7] == 0 {
+		t.Errorf("the priority backend received %v, want interactive at 3 and batch at 7", p)
+	}
+	// Detection itself is one priority-1 probe (a 400 from an fcfs backend says what it
+	// runs); traffic never carries a non-zero priority there.
+	for v, n := range q {
+		if v != 0 && n > 0 && (v != 1 || n > 1) {
+			t.Errorf("the fcfs backend received %d requests at priority %d", n, v)
+		}
+	}
+}
