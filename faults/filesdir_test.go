@@ -9,41 +9,61 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vllm-proxy/vllm-proxy/sim"
 )
 
-// filesDir is a --files-dir that a test can fill up or make read-only for real. As root
-// it is a 256 KiB tmpfs mounted in the proxy's own mount namespace (unshare -m), so a
-// full disk is ENOSPC and read-only is a read-only remount (EROFS); the mount vanishes
-// with the process. As another user it is a plain directory: full is a 256 KiB file
-// size limit on the proxy (prlimit --fsize, EFBIG) and read-only is chmod 0555.
+// filesDir is a --files-dir that a test can fill up or make read-only for real. Where
+// the test may mount (root with CAP_SYS_ADMIN) it is a 256 KiB tmpfs mounted in the
+// proxy's own mount namespace (unshare -m), so a full disk is ENOSPC and read-only is a
+// read-only remount (EROFS); the mount vanishes with the process. Elsewhere it is a
+// plain directory: full is a 256 KiB file size limit on the proxy (prlimit --fsize,
+// EFBIG) and read-only is chmod 0555, with the proxy run as nobody when the test runs
+// as root (root ignores file modes).
 type filesDir struct {
-	t    *testing.T
-	path string
-	root bool
-	pid  int
+	t     *testing.T
+	path  string
+	mount bool // tmpfs in the proxy's mount namespace
+	pid   int
 }
 
 const filesDirLimit = 256 << 10
 
 func newFilesDir(t *testing.T) (*filesDir, procOpts) {
 	t.Helper()
-	d := &filesDir{t: t, path: filepath.Join(t.TempDir(), "files"), root: os.Geteuid() == 0}
+	base := t.TempDir()
+	d := &filesDir{t: t, path: filepath.Join(base, "files")}
 	if err := os.Mkdir(d.path, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if d.root {
-		script := fmt.Sprintf(`mount -t tmpfs -o size=%d,mode=0755 tmpfs "$0" && exec "$@"`, filesDirLimit)
-		return d, procOpts{Wrap: []string{"unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, d.path}}
+	script := fmt.Sprintf(`mount -t tmpfs -o size=%d,mode=0755 tmpfs "$0" && exec "$@"`, filesDirLimit)
+	wrap := []string{"unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, d.path}
+	// VLLM_PXY_FAULTS_NOMOUNT=1 forces the plain-directory variant, to test it as root.
+	if os.Geteuid() == 0 && os.Getenv("VLLM_PXY_FAULTS_NOMOUNT") == "" && exec.Command(wrap[0], append(wrap[1:], "true")...).Run() == nil {
+		d.mount = true
+		return d, procOpts{Wrap: wrap}
 	}
-	return d, procOpts{Wrap: []string{"prlimit", fmt.Sprintf("--fsize=%d", filesDirLimit), "--"}}
+	o := procOpts{Wrap: []string{"prlimit", fmt.Sprintf("--fsize=%d", filesDirLimit), "--"}}
+	if os.Geteuid() == 0 {
+		const nobody = 65534
+		o.Cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+		for _, p := range []string{filepath.Dir(base), base} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(d.path, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d, o
 }
 
 // view is the directory as the proxy sees it (through its mount namespace).
 func (d *filesDir) view() string {
-	if d.root {
+	if d.mount {
 		return fmt.Sprintf("/proc/%d/root%s", d.pid, d.path)
 	}
 	return d.path
@@ -52,7 +72,7 @@ func (d *filesDir) view() string {
 // setReadOnly switches the directory between read-only and writable.
 func (d *filesDir) setReadOnly(ro bool) {
 	d.t.Helper()
-	if !d.root {
+	if !d.mount {
 		mode := os.FileMode(0o755)
 		if ro {
 			mode = 0o555
@@ -144,7 +164,7 @@ func TestFilesDirFullOrReadOnly(t *testing.T) {
 	d.setReadOnly(false)
 	mustUpload(t, c, px.URL, jsonl(10<<10))
 	how := "256 KiB tmpfs (ENOSPC), read-only remount (EROFS)"
-	if !d.root {
+	if !d.mount {
 		how = "256 KiB RLIMIT_FSIZE (EFBIG), chmod 0555"
 	}
 	result(t, "%s: uploads that did not fit or hit read-only got an OpenAI 500 server_error; stored file intact; no partial or temporary blob; uploads resumed", how)

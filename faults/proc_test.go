@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,6 +226,13 @@ func startProxy(t *testing.T, name string, cfg proxyConfig, redis string, extra 
 	t.Helper()
 	dir := t.TempDir()
 	path := dir + "/config.yaml"
+	if o.Cred != nil { // another user must read the config file
+		for _, p := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if err := os.WriteFile(path, []byte(cfg.yaml()), 0o644); err != nil {
 		t.Fatal(err)
 	}
