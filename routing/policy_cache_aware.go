@@ -50,8 +50,9 @@ type CacheAware struct {
 	pc    *policyCounters
 	bufs  sync.Pool // *[]uint64 hash buffers
 
-	mu   sync.Mutex
-	hits map[string]*hitRate // predicted hit per backend
+	mu          sync.Mutex
+	hits        map[string]*hitRate // predicted hit per backend
+	uncachedAvg float64             // decayed mean of the uncached tokens of recent picks
 }
 
 var (
@@ -119,9 +120,9 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	hit := float64(matched) / float64(total)
 	p.pc.decided(reason)
 	p.pc.predictedHit.Observe(hit)
-	p.observeHit(chosen, matched*bc, len(req.Prompt))
-	uncached := req.PromptTokens() - matched*bc/charsPerToken
-	return Choice{Index: idx, UncachedTokens: max(uncached, 1)}, nil
+	uncached := max(req.PromptTokens()-matched*bc/charsPerToken, 1)
+	p.observeHit(chosen, matched*bc, len(req.Prompt), uncached)
+	return Choice{Index: idx, UncachedTokens: uncached}, nil
 }
 
 // warm chooses for a request some backend holds more of than another. Among the holders
@@ -133,7 +134,7 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 // elsewhere, so copies made by a release do not spread every prefix over every backend.
 // When no holder qualifies the request goes to least_load.
 func (p *CacheAware) warm(ctx context.Context, req *Request, cands []Candidate, matches map[string]int, best int, root uint64) (int, string) {
-	tokens := req.PromptTokens()
+	tokens := p.recentUncached(req.PromptTokens())
 	pr := make([]float64, len(cands))
 	low, second := math.Inf(1), math.Inf(1) // the two least pressures over all candidates
 	for i, c := range cands {
@@ -187,8 +188,9 @@ func coldPlace(key uint64, cands []Candidate, factor float64) int {
 // pressure is how saturated a candidate is, in budgets: max(load/SaturationLoad,
 // queue/QueueBudget). queue is the backend's uncached prompt tokens in flight over
 // PrefillTokensPerSecond. Candidate.InFlightTokens counts this replica's requests only, so
-// the other replicas' requests are counted at this replica's average per request (or at
-// fallbackTokens each when this replica has none in flight there).
+// the other replicas' requests are counted at this replica's average per request there
+// (or at fallbackTokens each, the recent average over all picks, when this replica has
+// none in flight there).
 func (p *CacheAware) pressure(c Candidate, fallbackTokens int) float64 {
 	tokens := float64(c.InFlightTokens)
 	if others := c.InFlight - c.OwnInFlight; others > 0 {
@@ -221,12 +223,27 @@ type hitRate struct {
 	hit, total float64
 }
 
-func (p *CacheAware) observeHit(backend string, hitChars, totalChars int) {
-	if totalChars == 0 {
-		return
-	}
+// recentUncached is the decayed mean of the uncached tokens of this replica's recent
+// picks, or def before the first.
+func (p *CacheAware) recentUncached(def int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.uncachedAvg == 0 {
+		return def
+	}
+	return int(p.uncachedAvg)
+}
+
+// observeHit accounts one pick: predicted cached characters of the prompt on backend, and
+// the uncached tokens it leaves to prefill.
+func (p *CacheAware) observeHit(backend string, hitChars, totalChars, uncached int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.uncachedAvg == 0 {
+		p.uncachedAvg = float64(uncached)
+	} else {
+		p.uncachedAvg = p.uncachedAvg*hitRateDecay + float64(uncached)*(1-hitRateDecay)
+	}
 	h := p.hits[backend]
 	if h == nil {
 		h = &hitRate{}

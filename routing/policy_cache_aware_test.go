@@ -138,6 +138,10 @@ func TestCacheAwareSaturationRelease(t *testing.T) {
 		{"uncached tokens under budget stay", Candidate{Load: 0.2, InFlightTokens: 15_000, OwnInFlight: 5, InFlight: 5}, 0, false},
 		// Other replicas' requests count at this replica's average: 5 own of 10 → 2×.
 		{"other replicas' tokens count", Candidate{Load: 0.2, InFlightTokens: 12_000, OwnInFlight: 5, InFlight: 10}, 0, true},
+		// None of our own there: each of theirs counts as this request (~293 tokens) until
+		// this replica has picked before.
+		{"other replicas' requests only, few", Candidate{Load: 0.2, InFlight: 40}, 0, false},
+		{"other replicas' requests only, many", Candidate{Load: 0.2, InFlight: 100}, 0, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
