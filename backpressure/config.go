@@ -56,6 +56,13 @@ type Config struct {
 	// Floor is the lowest target the table and the reserve can cut a backend to, so a
 	// batch always progresses (the seed's table ends at 1). Default 1; -1 means 0.
 	Floor int
+	// Evict makes ModeAdaptive stop running batch requests when interactive traffic eats
+	// into a backend's reserve and batch holds more than its target: vLLM cannot preempt
+	// them for a waiting interactive request, so the newest ones (least work lost) are
+	// cancelled at the next ReactInterval tick and their lines retried. Batch in flight
+	// then falls to the target within about one ReactInterval instead of one batch
+	// request's duration, at the price of the evicted requests' work. Default false.
+	Evict bool
 }
 
 func (c Config) withDefaults() Config {

@@ -71,6 +71,7 @@ type backendState struct {
 	polledAt  time.Time // ModePoll: when it was read
 	published time.Time // when the target was last published to the budget
 	view      state.BudgetView
+	slots     map[*Slot]struct{} // this replica's slots on the backend (for eviction)
 }
 
 // New builds a Controller over src and budget. log may be nil (discard); reg may be nil
@@ -98,12 +99,31 @@ func New(cfg Config, src Source, budget Budget, log *slog.Logger, reg prometheus
 // request ended; later calls do nothing), or ok false when the backend is at its target.
 // In ModeOff every request is granted.
 func (c *Controller) TryAcquire(ctx context.Context, backend string) (release func(), ok bool) {
+	sl, ok := c.TryAcquireSlot(ctx, backend)
+	if !ok {
+		return nil, false
+	}
+	return sl.Release, true
+}
+
+// AdmitBatch is TryAcquire with the slot's eviction signal (nil unless Config.Evict): it
+// implements proxy.BatchAdmission.
+func (c *Controller) AdmitBatch(ctx context.Context, backend string) (release func(), evicted <-chan struct{}, ok bool) {
+	sl, ok := c.TryAcquireSlot(ctx, backend)
+	if !ok {
+		return nil, nil, false
+	}
+	return sl.Release, sl.evictedChan(), true
+}
+
+// TryAcquireSlot is TryAcquire returning the Slot itself.
+func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot, bool) {
 	if c.cfg.Mode == ModeOff {
-		return func() {}, true
+		return &Slot{}, true
 	}
 	stats, found := c.statsOf(backend)
 	if !found {
-		return func() {}, true // not in the pool (removed meanwhile): nothing to protect
+		return &Slot{}, true // not in the pool (removed meanwhile): nothing to protect
 	}
 	t := c.target(backend, stats, time.Now())
 	lease, view, err := c.budget.Acquire(ctx, backend, t)
@@ -118,17 +138,7 @@ func (c *Controller) TryAcquire(ctx context.Context, backend string) (release fu
 		c.mu.Unlock()
 		return nil, false
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-			defer cancel()
-			if err := c.budget.Release(rctx, backend, lease); err != nil {
-				c.log.LogAttrs(rctx, slog.LevelDebug, "releasing a batch slot failed", slog.String("backend", backend), slog.Any("error", err))
-			}
-			c.broadcast()
-		})
-	}, true
+	return c.newSlot(ctx, backend, lease), true
 }
 
 // Acquire waits until a batch slot on backend is free and takes it; see TryAcquire. It
@@ -202,7 +212,7 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 	defer c.mu.Unlock()
 	st := c.backends[backend]
 	if st == nil {
-		st = &backendState{target: -1, polled: math.NaN()}
+		st = &backendState{target: -1, polled: math.NaN(), slots: map[*Slot]struct{}{}}
 		c.backends[backend] = st
 	}
 	var t int
@@ -311,6 +321,11 @@ func (c *Controller) tick(ctx context.Context) {
 		c.record(s.URL, s, view)
 		if t > prev || (waiting && view.InFlight < view.Target) {
 			room = true
+		}
+	}
+	if c.cfg.Evict && c.cfg.Mode == ModeAdaptive {
+		for _, s := range stats {
+			c.evictExcess(ctx, s)
 		}
 	}
 	c.mu.Lock()

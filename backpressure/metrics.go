@@ -14,6 +14,7 @@ type Metrics struct {
 	inFlight  *prometheus.GaugeVec
 	throttles *prometheus.CounterVec
 	refused   *prometheus.CounterVec
+	evictions *prometheus.CounterVec
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg (nil: not
@@ -37,12 +38,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "refused_slots_total",
 			Help: "Batch slot requests refused because the backend was at its batch target.",
 		}, []string{"backend"}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "evictions_total",
+			Help: "Running batch requests stopped to give their slot to interactive traffic (evict mode).",
+		}, []string{"backend"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.target, m.inFlight, m.throttles, m.refused} {
+	for _, c := range []prometheus.Collector{m.target, m.inFlight, m.throttles, m.refused, m.evictions} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -59,4 +64,5 @@ func (m *Metrics) forget(backend string) {
 	m.inFlight.DeleteLabelValues(backend, "batch")
 	m.throttles.DeleteLabelValues(backend)
 	m.refused.DeleteLabelValues(backend)
+	m.evictions.DeleteLabelValues(backend)
 }

@@ -13,9 +13,11 @@ import (
 // attempt takes a slot on the backend routing picked before it is sent, and gives it
 // back when the attempt ends. Implementations must be safe for concurrent use.
 type BatchAdmission interface {
-	// TryAcquire takes one batch slot on backend without waiting; release gives it back
-	// (called exactly once). ok is false when the backend has no batch room now.
-	TryAcquire(ctx context.Context, backend string) (release func(), ok bool)
+	// AdmitBatch takes one batch slot on backend without waiting; release gives it back
+	// (called exactly once). ok is false when the backend has no batch room now. When
+	// evicted (may be nil) is closed, the attempt is stopped and the request is tried
+	// again, as if new: an eviction counts against no retry budget.
+	AdmitBatch(ctx context.Context, backend string) (release func(), evicted <-chan struct{}, ok bool)
 	// Changed returns a channel closed the next time batch room may have appeared.
 	Changed() <-chan struct{}
 }
@@ -33,6 +35,7 @@ func WithBatchAdmission(a BatchAdmission) Option { return func(h *Handler) { h.a
 type admitted struct {
 	*routing.Pick
 	release func()
+	evicted <-chan struct{} // nil: never
 }
 
 // done ends the attempt in routing and gives the slot back.
@@ -96,8 +99,8 @@ func (h *Handler) admit(ctx context.Context, req *routing.Request) (admitted, er
 			}
 			return admitted{}, err
 		}
-		if rel, ok := h.admission.TryAcquire(ctx, p.Backend.ID()); ok {
-			return admitted{Pick: p, release: rel}, nil
+		if rel, evicted, ok := h.admission.AdmitBatch(ctx, p.Backend.ID()); ok {
+			return admitted{Pick: p, release: rel, evicted: evicted}, nil
 		}
 		p.Done(routing.Outcome{}) // not sent: says nothing about the backend
 		req.Exclude = append(req.Exclude, p.Backend.ID())
@@ -110,4 +113,36 @@ func (h *Handler) waitError(ctx context.Context) error {
 		return fmt.Errorf("%w: waiting for batch room", ErrTimeout)
 	}
 	return clientGoneError()
+}
+
+// errEvicted is the cause of an attempt stopped because batch admission evicted it.
+var errEvicted = errors.New("batch request evicted for interactive traffic")
+
+// evictable returns the context of one attempt: ctx, also cancelled with errEvicted when
+// evicted closes. stop ends the watch and waits for it; call it when the attempt ended.
+func evictable(ctx context.Context, evicted <-chan struct{}) (actx context.Context, stop func()) {
+	if evicted == nil {
+		return ctx, func() {}
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-evicted:
+			cancel(errEvicted)
+		case <-done:
+		}
+	}()
+	return actx, func() {
+		close(done)
+		<-exited
+		cancel(nil)
+	}
+}
+
+// evictedError reports an attempt stopped by an eviction before any response, so the
+// retry loop tries the line again without counting it.
+func evictedError(actx context.Context, a *attempt) bool {
+	return !a.committed && errors.Is(context.Cause(actx), errEvicted)
 }

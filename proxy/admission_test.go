@@ -172,3 +172,44 @@ func TestBatchAdmissionWaitsOutsideTimeout(t *testing.T) {
 	}
 	e.requireIdle(t)
 }
+
+// TestBatchEviction: with eviction on, long batch lines fill the backend's batch room;
+// when interactive requests arrive, batch running on the simulator falls to the floor
+// within a few ticks (not after a batch request's duration), the interactive requests
+// succeed, and every batch line still finishes (evicted ones are sent again).
+func TestBatchEviction(t *testing.T) {
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, Evict: true, ReactInterval: 10 * time.Millisecond}, 4,
+		sim.Config{MaxNumSeqs: 4, TimeScale: 10, OutputTokens: 40})
+	const lines = 3
+	var wg sync.WaitGroup
+	for range lines {
+		wg.Go(func() {
+			resp, err := e.h.Dispatch(t.Context(), DispatchRequest{Path: "/v1/completions",
+				Body: []byte(`{"model":"m","prompt":"long batch line","max_tokens":600}`)})
+			if err != nil || resp.Status != http.StatusOK {
+				t.Errorf("batch line: %v %+v", err, resp)
+			}
+		})
+	}
+	batchRunning := func() int { return e.sim.Snapshot().RunningByPriority[DefaultBatchPriority] }
+	eventually(t, 5*time.Second, "batch to fill capacity − reserve", func() bool { return batchRunning() == 3 })
+	var inter sync.WaitGroup
+	for range 3 {
+		inter.Go(func() {
+			if resp, body := e.post(t, "/v1/completions", `{"model":"m","prompt":"hi","max_tokens":200}`); resp.StatusCode != http.StatusOK {
+				t.Errorf("interactive: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	arrived := time.Now()
+	eventually(t, 5*time.Second, "batch to fall to the floor", func() bool { return batchRunning() <= 1 })
+	if d := time.Since(arrived); d > 300*time.Millisecond { // a batch line runs ≈ 720ms here
+		t.Errorf("batch fell to the floor %s after the interactive arrivals", d)
+	}
+	inter.Wait()
+	wg.Wait()
+	if n := e.sim.Snapshot().ReceivedByPriority[DefaultBatchPriority]; n <= lines {
+		t.Errorf("sim received %d batch requests for %d lines: nothing was evicted and resent", n, lines)
+	}
+	e.requireIdle(t)
+}

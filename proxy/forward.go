@@ -72,9 +72,16 @@ func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
 			return res
 		}
 		a := &attempt{x: x, reqCtx: ctx, backend: pick.Backend, target: pick.Backend.URL(), start: time.Now()}
-		h.run(ctx, w, a, h.outboundBody(x, pick.Pick))
-		res.attempts++
+		actx, stopEvict := evictable(ctx, pick.evicted)
+		h.run(actx, w, a, h.outboundBody(x, pick.Pick))
+		stopEvict()
 		res.backend = pick.Backend.ID()
+		if evictedError(actx, a) && ctx.Err() == nil {
+			pick.done(routing.Outcome{}) // says nothing about the backend
+			h.metrics.retries.WithLabelValues(res.backend, "evicted").Inc()
+			continue // not an attempt: the line starts over, waiting for batch room
+		}
+		res.attempts++
 		err, reason := h.attemptError(ctx, a)
 		pick.done(a.outcome(err))
 		if a.committed {

@@ -1,0 +1,56 @@
+package backpressure
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+
+	"github.com/vllm-proxy/vllm-proxy/routing"
+)
+
+// evictExcess evicts this replica's newest batch slots on one backend while interactive
+// requests eat into its reserve and batch holds more than its target (Config.Evict).
+// The count is the smaller of the two excesses; with several replicas each evicts its
+// share, in proportion to the slots it holds.
+func (c *Controller) evictExcess(ctx context.Context, s routing.BackendStats) {
+	sig := signals(s)
+	c.mu.Lock()
+	st := c.backends[s.URL]
+	if st == nil || len(st.slots) == 0 || st.target < 0 {
+		c.mu.Unlock()
+		return
+	}
+	// Routing's count covers every replica's batch requests; this replica's own slots
+	// are exact even before routing counts them (the budget's view may be a tick old).
+	batch := max(sig.Batch, int64(len(st.slots)))
+	pressure := sig.Interactive + batch + int64(c.cfg.InteractiveReserve) - int64(sig.Capacity)
+	excess := batch - int64(st.target)
+	var live []*Slot
+	for sl := range st.slots {
+		select {
+		case <-sl.evicted: // already asked to stop
+			pressure--
+			excess--
+		default:
+			live = append(live, sl)
+		}
+	}
+	n := min(pressure, excess)
+	if n <= 0 || len(live) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if batch > int64(len(live)) { // other replicas hold slots too: evict our share
+		n = (n*int64(len(live)) + batch - 1) / batch
+	}
+	slices.SortFunc(live, func(a, b *Slot) int { return b.at.Compare(a.at) }) // newest first
+	victims := live[:min(int(n), len(live))]
+	c.mu.Unlock()
+	for _, sl := range victims {
+		if sl.evict() {
+			c.m.evictions.WithLabelValues(s.URL).Inc()
+		}
+	}
+	c.log.LogAttrs(ctx, slog.LevelDebug, "evicted batch requests for interactive traffic",
+		slog.String("backend", s.URL), slog.Int("count", len(victims)))
+}

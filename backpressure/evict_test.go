@@ -1,0 +1,77 @@
+package backpressure
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestEvictNewestOnInteractiveArrival: with Evict, when interactive requests arrive on a
+// backend that batch fills, the next tick evicts the newest batch slots down to the
+// target, and no more once the evicted ones are gone.
+func TestEvictNewestOnInteractiveArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{Evict: true, ReactInterval: 100 * time.Millisecond}, 8)
+		if err := r.ctl.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer r.ctl.Stop()
+		var slots []*Slot
+		for {
+			sl, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
+			if !ok {
+				break
+			}
+			slots = append(slots, sl)
+			time.Sleep(time.Millisecond) // distinct admission times
+		}
+		if len(slots) != 6 {
+			t.Fatalf("%d slots, want 6", len(slots))
+		}
+		time.Sleep(150 * time.Millisecond)
+		synctest.Wait()
+		for i, sl := range slots {
+			if isClosed(sl.Evicted()) {
+				t.Fatalf("slot %d evicted without interactive traffic", i)
+			}
+		}
+		// 4 interactive arrive: target 8 − 2 − 4 = 2, so the 4 newest batch slots go.
+		r.interactive(t, 4)
+		arrived := time.Now()
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if d := time.Since(arrived); d > 100*time.Millisecond {
+			t.Fatalf("checked after %s", d)
+		}
+		for i, sl := range slots {
+			if want := i >= 2; isClosed(sl.Evicted()) != want {
+				t.Errorf("slot %d (admitted #%d) evicted = %v, want %v", i, i+1, !want, want)
+			}
+		}
+		if n := testutil.ToFloat64(r.ctl.m.evictions.WithLabelValues(backendURL)); n != 4 {
+			t.Errorf("evictions_total = %v, want 4", n)
+		}
+		for _, sl := range slots[2:] {
+			sl.Release()
+		}
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		if n := testutil.ToFloat64(r.ctl.m.evictions.WithLabelValues(backendURL)); n != 4 {
+			t.Errorf("evictions_total = %v after the evicted slots left, want still 4", n)
+		}
+		for _, sl := range slots[:2] {
+			sl.Release()
+		}
+	})
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
