@@ -239,3 +239,48 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// serveIdleTimeout is `vllm-proxy serve`'s http.Server.IdleTimeout.
+const serveIdleTimeout = 120 * time.Second
+
+// TestIdleTimeout (long form only: it waits two minutes): a client keeps a keep-alive
+// connection open and idle after one request. Expected: the server closes it once
+// IdleTimeout (120 s) has passed (we accept 115–135 s), and answered the request first.
+func TestIdleTimeout(t *testing.T) {
+	if !long() {
+		t.Skip("long form only (waits 2 minutes): VLLM_PXY_FAULTS=long")
+	}
+	t.Parallel()
+	be := startSim(t, sim.Config{Instant: true})
+	px, _ := startProxy(t, "proxy", proxyConfig{Backends: []string{be.URL()}}, "", nil, procOpts{})
+	conn, err := net.Dial("tcp", px.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /health: %d", resp.StatusCode)
+	}
+	idleSince := time.Now()
+	_ = conn.SetReadDeadline(idleSince.Add(serveIdleTimeout + 30*time.Second))
+	_, err = br.ReadByte()
+	closedAfter := time.Since(idleSince)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the idle connection was still open after %s", closedAfter)
+	}
+	if closedAfter < serveIdleTimeout-5*time.Second || closedAfter > serveIdleTimeout+15*time.Second {
+		t.Errorf("idle connection closed after %s, want about %s", closedAfter, serveIdleTimeout)
+	}
+	result(t, "idle keep-alive connection closed after %s (IdleTimeout %s)", closedAfter.Round(100*time.Millisecond), serveIdleTimeout)
+}
