@@ -21,14 +21,21 @@
 // is involved. With no interactive traffic the table and the cut leave batch the whole
 // capacity but the reserve (work-conserving).
 //
+// Lowering a target stops new batch requests only: vLLM will not preempt running ones for
+// a waiting interactive request. With Config.Evict the controller also stops (evicts) the
+// newest running batch requests beyond the target while interactive traffic eats into a
+// backend's reserve; the proxy then sends those lines again once there is room. Batch in
+// flight then falls within about one ReactInterval, at the price of the evicted work.
+//
 // ModePoll is the seed's controller alone (the table on the waiting count read every
 // PollInterval), and ModeOff no backpressure; both exist to compare against.
 //
 // The batch path calls TryAcquire(ctx, backend) once routing picked a backend for a line
-// (or Acquire to wait for one), and the release function when the line ends. Changed
-// returns a channel closed when room may have appeared, so a caller that found every
-// backend full can wait for it.
+// (or Acquire to wait for one), and the release function when the line ends; AdmitBatch
+// is the same with the eviction signal, for proxy.WithBatchAdmission. Changed returns a
+// channel closed when room may have appeared, so a caller that found every backend full
+// can wait for it.
 //
 // Metrics (NewMetrics): vllm_proxy_backpressure_batch_target, _in_flight_requests{class},
-// _throttle_events_total and _refused_slots_total, per backend.
+// _throttle_events_total, _refused_slots_total and _evictions_total, per backend.
 package backpressure
