@@ -8,6 +8,9 @@
 //     and Secret the pods mount, and Redis's persistence and eviction settings.
 //   - compose_test.go loads and validates docker-compose.yml with compose-go, once per
 //     profile combination, and checks the services each one runs.
+//   - commands_test.go runs every vllm-proxy command line of those files (with their
+//     environment, Secret and ConfigMap) through the real binary, which must accept
+//     their flags, variables and config file.
 //   - monitoring_test.go builds vllm-proxy, runs it with simulators and a real
 //     redis-server, scrapes /metrics after interactive traffic and a batch, and checks
 //     that every query of every Grafana dashboard and alert rule in examples/monitoring
