@@ -10,6 +10,9 @@ import (
 // short enough to follow a change of speed.
 const rateWindow = 30 * time.Second
 
+// maxETA is the longest ETA shown.
+const maxETA = 1000 * time.Hour
+
 type sample struct {
 	at   time.Time
 	done int64
@@ -59,7 +62,11 @@ func (p *Progress) ETA() (time.Duration, bool) {
 	if !ok || rate <= 0 {
 		return 0, false
 	}
-	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second), true
+	secs := float64(left) / rate
+	if secs > maxETA.Seconds() {
+		return 0, false // not a time anyone waits for, and past what a Duration holds
+	}
+	return time.Duration(secs * float64(time.Second)).Round(time.Second), true
 }
 
 // Key is what a new plain-output line is printed for: the status and the counts, not the

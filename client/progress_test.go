@@ -103,3 +103,12 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressETAOverflow(t *testing.T) {
+	var p Progress
+	p.Observe(time.Unix(0, 0), batchAt("in_progress", 1<<62, 0, 0))
+	p.Observe(time.Unix(1, 0), batchAt("in_progress", 1<<62, 1, 0))
+	if eta, ok := p.ETA(); ok {
+		t.Errorf("ETA %v for 2^62 lines at 1/s", eta)
+	}
+}
