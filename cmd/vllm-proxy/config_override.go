@@ -64,5 +64,9 @@ func (o overrides) apply(cfg *fileConfig) configErrors {
 			errs = append(errs, configError{where: st.src.name, msg: err.Error()})
 		}
 	}
+	if b, c := cfg.Batch.BatchPriority, cfg.Batch.ChatCompletionPriority; b < c && len(o.settings) > 0 {
+		errs = append(errs, configError{where: "--batch-priority/--chat-completion-priority",
+			msg: fmt.Sprintf("the batch priority (%d) must not be below the interactive one (%d): lower is served earlier", b, c)})
+	}
 	return errs
 }

@@ -96,6 +96,10 @@ func (c *fileConfig) validate() configErrors {
 	if r.MaxBodyBytes < 1 {
 		add("routing.max_body_bytes", "want at least 1 byte")
 	}
+	if c.Batch.BatchPriority < c.Batch.ChatCompletionPriority {
+		add("batch.batch_priority", "want at least chat_completion_priority (%d), got %d: lower is served earlier, and batch must not go before interactive traffic",
+			c.Batch.ChatCompletionPriority, c.Batch.BatchPriority)
+	}
 	if c.Batch.MaxConcurrentRequests < 1 {
 		add("batch.max_concurrent_requests", "want at least 1, got %d", c.Batch.MaxConcurrentRequests)
 	}
