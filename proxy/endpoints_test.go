@@ -110,7 +110,7 @@ func TestLoadStats(t *testing.T) {
 		Policy   string           `json:"policy"`
 		Backends []map[string]any `json:"backends"`
 	}
-	if err := json.Unmarshal([]byte(body), &ls); err != nil || resp.StatusCode != 200 || ls.Policy != "least_load" || len(ls.Backends) != 1 {
+	if err := json.Unmarshal([]byte(body), &ls); err != nil || resp.StatusCode != 200 || ls.Policy != routing.DefaultPolicy || len(ls.Backends) != 1 {
 		t.Fatalf("%d %s: %v", resp.StatusCode, body, err)
 	}
 	for _, k := range []string{"url", "healthy", "models", "running", "waiting", "in_flight", "capacity", "load",
