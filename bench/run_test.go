@@ -4,8 +4,8 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
