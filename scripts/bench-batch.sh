@@ -8,6 +8,7 @@
 #   scripts/bench-batch.sh [throughput|big|kill|filesdir|all]    (default all)
 #
 # Env: RUNS (default 3), OUT (default /tmp/bench-batch), BASE_PORT (default 19300),
+# SERVE_ARGS (extra `serve` flags, e.g. "--policy round_robin"),
 # VP / DRV to use prebuilt binaries instead of building from this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,8 @@ start_stack() {
 	wait_http "http://127.0.0.1:$S1/health" && wait_http "http://127.0.0.1:$S2/health"
 	local extra=()
 	[ -n "${FILES_DIR:-}" ] && rm -rf "$FILES_DIR" && extra=(--files-dir "$FILES_DIR")
+	# shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
+	[ -n "${SERVE_ARGS:-}" ] && extra+=(${SERVE_ARGS})
 	for p in $A $B; do
 		"$VP" serve -R "redis://127.0.0.1:$RP/0" --listen "127.0.0.1:$p" -q "${extra[@]}" \
 			--backend "http://127.0.0.1:$S1,http://127.0.0.1:$S2" >"$OUT/serve-$p.log" 2>&1 &
