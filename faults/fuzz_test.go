@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -121,4 +122,57 @@ func uploadInProcess(tb testing.TB, api http.Handler, content []byte) string {
 		tb.Fatalf("upload: %d %s", rec.Code, b)
 	}
 	return v.ID
+}
+
+// FuzzCreateBatchBody posts arbitrary bodies to POST /v1/batches of the in-process batch
+// API (memory job store, directory blob store holding one real input file). Property:
+// no panic; the answer is 200 with a batch object naming an existing file, or an
+// OpenAI-shaped 400/404/413; never a 5xx. Seeds: f.Add below.
+func FuzzCreateBatchBody(f *testing.F) {
+	blobs, err := batch.NewDirBlobs(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := batch.New(batch.Config{}, state.NewJobMemory(), blobs, noDispatch{}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	id := uploadInProcess(f, b.API, []byte(`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}`+"\n"))
+	for _, s := range []string{
+		`{"input_file_id":"` + id + `","endpoint":"/v1/chat/completions","completion_window":"24h"}`,
+		`{"input_file_id":"` + id + `","endpoint":"/v1/embeddings","completion_window":"24h","metadata":{"a":"b"},"output_expires_after":{"anchor":"created_at","seconds":3600}}`,
+		`{"input_file_id":"file-nope","endpoint":"/v1/chat/completions","completion_window":"24h"}`,
+		`{"input_file_id":"` + id + `","endpoint":"http://evil/v1/chat/completions","completion_window":"24h"}`,
+		`{"input_file_id":"` + id + `","endpoint":"/v1/chat/completions","completion_window":"1h","metadata":{"":"` + string(make([]byte, 600)) + `"}}`,
+		`{"input_file_id":null}`, `{"metadata":[]}`, `[]`, ``, `{`, `{"input_file_id":"..%2Fsecret"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/v1/batches", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		b.API.ServeHTTP(rec, req)
+		var v struct {
+			ID          string `json:"id"`
+			InputFileID string `json:"input_file_id"`
+			Error       *struct {
+				Message string `json:"message"`
+				Type    string `json:"type"`
+			} `json:"error"`
+		}
+		err := json.Unmarshal(rec.Body.Bytes(), &v)
+		switch rec.Code {
+		case http.StatusOK:
+			if err != nil || v.ID == "" || v.InputFileID != id {
+				t.Fatalf("200 for %q: %s", body, rec.Body.Bytes())
+			}
+		case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge:
+			if err != nil || v.Error == nil || v.Error.Message == "" || v.Error.Type == "" {
+				t.Fatalf("%d without an OpenAI error for %q: %s", rec.Code, body, rec.Body.Bytes())
+			}
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body.Bytes())
+		}
+	})
 }
