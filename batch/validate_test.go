@@ -47,6 +47,13 @@ func TestValidateInputCodes(t *testing.T) {
 		{"every bad line reported", "x\n" + good("a") + "\ny\n" + good("a") + "\n", []state.BatchError{
 			{Code: "invalid_json_line", Line: 1}, {Code: "invalid_json_line", Line: 3}, {Code: "duplicate_custom_id", Param: "custom_id", Line: 4}}},
 		{"crlf and no final newline", good("a") + "\r\n" + good("b"), nil},
+		{"escaped key", `{"cust\u006fm_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m1"}}` + "\n", nil},
+		{"keys are case-sensitive", `{"Custom_ID":"a","method":"POST","url":"/v1/chat/completions","body":{}}` + "\n", []state.BatchError{{Code: "invalid_json_line", Param: "custom_id", Line: 1}}},
+		{"no body", `{"custom_id":"a","method":"POST","url":"/v1/chat/completions"}` + "\n", []state.BatchError{{Code: "invalid_json_line", Param: "body", Line: 1}}},
+		{"model not a string", line("a", chatURL, `{"model":5}`) + "\n", []state.BatchError{{Code: "invalid_json_line", Param: "body.model", Line: 1}}},
+		{"model null ok", line("a", chatURL, `{"model":null}`) + "\n", nil},
+		{"stream true spaced", line("a", chatURL, `{"model":"m1", "stream" : true }`) + "\n", []state.BatchError{{Code: "stream_not_supported", Param: "body.stream", Line: 1}}},
+		{"last duplicate key wins", `{"custom_id":"a","method":"GET","method":"POST","url":"/v1/chat/completions","body":{}}` + "\n", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
