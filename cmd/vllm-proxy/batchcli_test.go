@@ -322,3 +322,30 @@ func newRecorder(t *testing.T, got chan<- string) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestBatchSubmitInterrupted: Ctrl-C while submit --wait follows a batch stops the
+// command (exit 1, saying how to follow it again) and leaves the batch running.
+func TestBatchSubmitInterrupted(t *testing.T) {
+	base, _, _ := startRun(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan int, 1)
+	args := []string{"batch", "submit", writeLines(t, 3, "nobody"), "--url", base, "--wait", "--poll-interval", "20ms", "-L", "json"}
+	go func() { done <- run(ctx, args, envOf(nil), &out, &out) }()
+	waitFor(t, 10*time.Second, "the batch in progress", func() bool { return strings.Contains(out.String(), " in_progress [") })
+	cancel()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("submit --wait did not return after cancel")
+	}
+	id := regexp.MustCompile(`created (batch_\S+)`).FindStringSubmatch(out.String())
+	if code != 1 || id == nil || !strings.Contains(out.String(), "stopped following batch "+id[1]+"; it goes on (vllm-proxy batch status --wait "+id[1]+")") {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	if _, stdout, _ := cli(t, nil, "batch", "status", id[1], "--url", base); !regexp.MustCompile(`status:\s+in_progress`).MatchString(stdout) {
+		t.Errorf("the batch did not go on:\n%s", stdout)
+	}
+}

@@ -22,12 +22,12 @@ import (
 // TestTopOnce: top --once prints one plain frame (no escapes) with the backend's row.
 func TestTopOnce(t *testing.T) {
 	backend := startSim(t, sim.Config{Model: "m", Instant: true})
-	base, _, _ := startRun(t, "--backend", backend)
+	base, _, _ := startRun(t, "--backend", backend, "--policy", "round_robin")
 	code, stdout, stderr := cli(t, map[string]string{"VLLM_PXY_URL": base}, "top", "--once")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"vllm-proxy top  " + base, "policy least_load", "backends 1, healthy 1",
+	for _, want := range []string{"vllm-proxy top  " + base, "policy round_robin", "backends 1, healthy 1",
 		"BACKEND", "HEALTH", "LOAD", "RUN", "WAIT", "INT", "BATCH", "KV%", "HIT%", "PRED%", "METRICS", backend + "  up"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("frame lacks %q:\n%s", want, stdout)
