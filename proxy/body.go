@@ -50,36 +50,100 @@ const maxFormFieldBytes = 4 << 10
 // audio endpoints. maxPrompt caps the canonical prompt text. Errors wrap ErrBadRequest and
 // carry a message that is safe to show the client.
 func parseBody(contentType string, body []byte, maxPrompt int) (requestInfo, error) {
-	if mt, params, err := mime.ParseMediaType(contentType); err == nil && mt == "multipart/form-data" {
-		return parseMultipart(params["boundary"], body)
+	if maybeMultipart(contentType) {
+		if mt, params, err := mime.ParseMediaType(contentType); err == nil && mt == "multipart/form-data" {
+			return parseMultipart(params["boundary"], body)
+		}
 	}
 	return parseJSON(body, maxPrompt)
 }
 
+// maybeMultipart is false for a Content-Type that mime.ParseMediaType cannot read as
+// multipart/form-data (it lowercases and trims the media type), without its allocations:
+// ASCII text must start with "multipart/" after ASCII space; non-ASCII text is left to it.
+func maybeMultipart(contentType string) bool {
+	for i := 0; i < len(contentType); i++ {
+		if contentType[i] >= 0x80 {
+			return true
+		}
+	}
+	t := strings.TrimLeft(contentType, " \t\n\v\f\r")
+	const prefix = "multipart/"
+	return len(t) >= len(prefix) && strings.EqualFold(t[:len(prefix)], prefix)
+}
+
 func parseJSON(body []byte, maxPrompt int) (requestInfo, error) {
 	var f jsonFields
-	if err := json.Unmarshal(body, &f); err != nil {
-		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			return requestInfo{}, badRequest("", "the request body must be a JSON object", nil)
+	if !scanFields(body, &f) {
+		// Invalid JSON, or something the scanner leaves to encoding/json (jsonscan.go).
+		f = jsonFields{}
+		if err := json.Unmarshal(body, &f); err != nil {
+			if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+				return requestInfo{}, badRequest("", "the request body must be a JSON object", nil)
+			}
+			return requestInfo{}, badRequest("", "the request body is not valid JSON", err)
 		}
-		return requestInfo{}, badRequest("", "the request body is not valid JSON", err)
 	}
 	var info requestInfo
 	if !isNull(f.Model) {
-		if err := json.Unmarshal(f.Model, &info.Model); err != nil {
+		var ok bool
+		if info.Model, ok = decodeString(f.Model); !ok {
 			return requestInfo{}, badRequest("model", "the model field must be a string", nil)
 		}
 	}
 	// A mistyped stream, priority or cache_salt is the backend's to reject: the proxy
 	// forwards the body as sent and only loses a routing hint.
-	_ = json.Unmarshal(f.Stream, &info.Stream)
+	info.Stream = string(f.Stream) == "true"
 	var prio int
 	if !isNull(f.Priority) && json.Unmarshal(f.Priority, &prio) == nil {
 		info.Priority, info.HasPriority = prio, true
 	}
-	_ = json.Unmarshal(f.CacheSalt, &info.CacheSalt)
+	info.CacheSalt, _ = decodeString(f.CacheSalt)
 	info.Prompt = canonicalPrompt(&f, maxPrompt)
 	return info, nil
+}
+
+// scanFields fills f from a body that is one JSON object, as json.Unmarshal would: keys
+// match case-insensitively and the last of repeated keys wins. The values are sub-slices
+// of body. It reports false when it cannot decide (see jsonscan.go); f is then partial.
+func scanFields(body []byte, f *jsonFields) bool {
+	return scanObject(body, func(key []byte, vs, ve int) bool {
+		raw := json.RawMessage(body[vs:ve:ve])
+		switch len(key) - 2 { // cheap first cut on the unquoted length
+		case 5:
+			switch {
+			case keyIs(key, "model"):
+				f.Model = raw
+			case keyIs(key, "input"):
+				f.Input = raw
+			case keyIs(key, "tools"):
+				f.Tools = raw
+			}
+		case 6:
+			switch {
+			case keyIs(key, "stream"):
+				f.Stream = raw
+			case keyIs(key, "prompt"):
+				f.Prompt = raw
+			}
+		case 8:
+			switch {
+			case keyIs(key, "priority"):
+				f.Priority = raw
+			case keyIs(key, "messages"):
+				f.Messages = raw
+			}
+		case 10:
+			if keyIs(key, "cache_salt") {
+				f.CacheSalt = raw
+			}
+		case 12:
+			if keyIs(key, "instructions") {
+				f.Instructions = raw
+			}
+		}
+		return true
+	})
 }
 
 func parseMultipart(boundary string, body []byte) (requestInfo, error) {

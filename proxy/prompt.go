@@ -47,6 +47,32 @@ func (w *promptWriter) WriteString(s string) {
 	w.b.WriteString(s)
 }
 
+// Write is WriteString for bytes, without converting them to a string first.
+func (w *promptWriter) Write(p []byte) {
+	if room := w.max - w.b.Len(); room < len(p) {
+		p = p[:max(room, 0)]
+	}
+	w.b.Write(p)
+}
+
+// writeJSONString writes the decoded value of a JSON string literal and reports whether
+// raw was one.
+func (w *promptWriter) writeJSONString(raw []byte) bool {
+	if v, ok := stringBytes(raw); ok {
+		w.Write(v)
+		return true
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	w.WriteString(s)
+	return true
+}
+
 // writeCompact writes raw JSON without insignificant whitespace, so formatting differences
 // between clients do not change the hash.
 func (w *promptWriter) writeCompact(raw json.RawMessage) {
@@ -66,6 +92,10 @@ func (w *promptWriter) writeCompact(raw json.RawMessage) {
 // embeddings input.
 func canonicalPrompt(f *jsonFields, maxBytes int) string {
 	w := &promptWriter{max: maxBytes}
+	// The prompt is at most as long as the fields it comes from, plus role markers.
+	if n := min(len(f.Messages)+len(f.Tools)+len(f.Prompt)+len(f.Input)+len(f.Instructions)+64, maxBytes); n > 0 {
+		w.b.Grow(n)
+	}
 	switch {
 	case !isNull(f.Messages):
 		if !isNull(f.Tools) {
@@ -108,8 +138,7 @@ func writeInput(w *promptWriter, raw json.RawMessage) {
 	if isNull(raw) {
 		return
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if len(raw) > 0 && raw[0] == '"' { // a string literal: raw values carry no leading space
 		writeMessage(w, "user", raw)
 		return
 	}
@@ -117,10 +146,13 @@ func writeInput(w *promptWriter, raw json.RawMessage) {
 }
 
 func writeMessages(w *promptWriter, raw json.RawMessage) {
-	var msgs []chatMessage
-	if json.Unmarshal(raw, &msgs) != nil {
-		w.writeCompact(raw) // malformed: the backend will reject it; still hash something stable
-		return
+	msgs, ok := scanMessages(raw)
+	if !ok {
+		msgs = nil
+		if json.Unmarshal(raw, &msgs) != nil {
+			w.writeCompact(raw) // malformed: the backend will reject it; still hash something stable
+			return
+		}
 	}
 	for i := range msgs {
 		if w.full() {
@@ -131,12 +163,16 @@ func writeMessages(w *promptWriter, raw json.RawMessage) {
 		if role == "" {
 			role = m.Type
 		}
-		w.WriteString("<|" + role + "|>")
+		w.WriteString("<|")
+		w.WriteString(role)
+		w.WriteString("|>")
 		if m.Name != "" {
-			w.WriteString(" " + m.Name)
+			w.WriteString(" ")
+			w.WriteString(m.Name)
 		}
 		if m.ToolCallID != "" {
-			w.WriteString(" " + m.ToolCallID)
+			w.WriteString(" ")
+			w.WriteString(m.ToolCallID)
 		}
 		w.WriteString("\n")
 		writeContent(w, m.Content)
@@ -147,9 +183,62 @@ func writeMessages(w *promptWriter, raw json.RawMessage) {
 	}
 }
 
+// scanMessages decodes a list of messages as json.Unmarshal into []chatMessage would,
+// with sub-slices of raw for the raw fields. ok is false when it cannot decide, including
+// every case where json.Unmarshal fails; the caller then asks encoding/json.
+func scanMessages(raw []byte) (msgs []chatMessage, ok bool) {
+	ok = scanArray(raw, func(vs, ve int) bool {
+		v := raw[vs:ve:ve]
+		msgs = append(msgs, chatMessage{})
+		if v[0] == 'n' { // null leaves the element zero
+			return true
+		}
+		m := &msgs[len(msgs)-1]
+		return scanObject(v, func(key []byte, ks, ke int) bool {
+			val := v[ks:ke:ke]
+			var str *string
+			switch {
+			case keyIs(key, "content"):
+				m.Content = val
+				return true
+			case keyIs(key, "tool_calls"):
+				m.ToolCalls = val
+				return true
+			case keyIs(key, "role"):
+				str = &m.Role
+			case keyIs(key, "type"):
+				str = &m.Type
+			case keyIs(key, "name"):
+				str = &m.Name
+			case keyIs(key, "tool_call_id"):
+				str = &m.ToolCallID
+			default:
+				return true
+			}
+			return setString(str, val)
+		})
+	})
+	return msgs, ok
+}
+
+// setString stores a string field's value as json.Unmarshal would: null leaves it alone;
+// anything but a string is a type error (false).
+func setString(dst *string, val []byte) bool {
+	if val[0] == 'n' {
+		return true
+	}
+	s, ok := decodeString(val)
+	if ok {
+		*dst = s
+	}
+	return ok
+}
+
 // writeMessage writes one message whose content is raw.
 func writeMessage(w *promptWriter, role string, raw json.RawMessage) {
-	w.WriteString("<|" + role + "|>\n")
+	w.WriteString("<|")
+	w.WriteString(role)
+	w.WriteString("|>\n")
 	writeContent(w, raw)
 	w.WriteString("\n")
 }
@@ -157,47 +246,104 @@ func writeMessage(w *promptWriter, role string, raw json.RawMessage) {
 // writeContent writes a message content: a string, or a list of parts of which text parts
 // contribute their text and others their compact JSON.
 func writeContent(w *promptWriter, raw json.RawMessage) {
-	if isNull(raw) {
+	if isNull(raw) || w.writeJSONString(raw) {
 		return
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		w.WriteString(s)
-		return
-	}
-	var parts []json.RawMessage
-	if json.Unmarshal(raw, &parts) != nil {
-		w.writeCompact(raw)
-		return
-	}
-	for _, p := range parts {
-		if w.full() {
-			return
+	if raw[0] == '[' {
+		var parts []json.RawMessage
+		if !scanArray(raw, func(vs, ve int) bool {
+			parts = append(parts, raw[vs:ve:ve])
+			return true
+		}) {
+			parts = nil // nested deeper than the scanner goes
+			if json.Unmarshal(raw, &parts) != nil {
+				w.writeCompact(raw)
+				return
+			}
 		}
-		var cp contentPart
+		for _, p := range parts {
+			if w.full() {
+				return
+			}
+			writePart(w, p)
+		}
+		return
+	}
+	w.writeCompact(raw) // neither a string nor a list
+}
+
+// writePart writes one element of a content list: text parts their text, image parts
+// their URL, anything else its compact JSON.
+func writePart(w *promptWriter, p json.RawMessage) {
+	cp, ok := scanPart(p)
+	if !ok {
+		cp = contentPart{}
+	}
+	if !ok && (p[0] != '{' || json.Unmarshal(p, &cp) != nil) {
+		w.writeCompact(p) // not an object (null writes nothing), or mistyped fields
+		return
+	}
+	switch {
+	case cp.Type == "text" || cp.Type == "input_text" || cp.Type == "output_text":
+		w.WriteString(cp.Text)
+	case cp.ImageURL != nil:
+		w.WriteString("<|image|>")
+		w.WriteString(cp.ImageURL.URL)
+	default:
+		w.writeCompact(p)
+	}
+}
+
+// scanPart decodes a content part object as json.Unmarshal into a contentPart would; ok
+// is false when it cannot decide (then p may be null, not an object, or mistyped).
+func scanPart(p []byte) (cp contentPart, ok bool) {
+	if p[0] != '{' {
+		return cp, false
+	}
+	ok = scanObject(p, func(key []byte, vs, ve int) bool {
+		val := p[vs:ve:ve]
 		switch {
-		case json.Unmarshal(p, &cp) != nil:
-			w.writeCompact(p)
-		case cp.Type == "text" || cp.Type == "input_text" || cp.Type == "output_text":
-			w.WriteString(cp.Text)
-		case cp.ImageURL != nil:
-			w.WriteString("<|image|>" + cp.ImageURL.URL)
-		default:
-			w.writeCompact(p)
+		case keyIs(key, "type"):
+			return setString(&cp.Type, val)
+		case keyIs(key, "text"):
+			return setString(&cp.Text, val)
+		case keyIs(key, "image_url"):
+			switch val[0] {
+			case 'n':
+				cp.ImageURL = nil
+				return true
+			case '{':
+				if cp.ImageURL == nil { // a repeated key decodes into the same struct
+					cp.ImageURL = &struct {
+						URL string `json:"url"`
+					}{}
+				}
+				u := cp.ImageURL
+				return scanObject(val, func(key []byte, vs, ve int) bool {
+					if keyIs(key, "url") {
+						return setString(&u.URL, val[vs:ve:ve])
+					}
+					return true
+				})
+			}
+			return false
 		}
-	}
+		return true
+	})
+	return cp, ok
 }
 
 // writeText writes a completions prompt or an embeddings input: a string as is, a list of
 // strings one per line, anything else (token ids) as compact JSON.
 func writeText(w *promptWriter, raw json.RawMessage) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		w.WriteString(s)
+	if w.writeJSONString(raw) {
 		return
 	}
-	var list []string
-	if json.Unmarshal(raw, &list) == nil {
+	var list [][]byte // string literals or nulls
+	if raw[0] == '[' && scanArray(raw, func(vs, ve int) bool {
+		list = append(list, raw[vs:ve:ve])
+		return raw[vs] == '"' || raw[vs] == 'n'
+	}) {
 		for i, s := range list {
 			if w.full() {
 				return
@@ -205,7 +351,9 @@ func writeText(w *promptWriter, raw json.RawMessage) {
 			if i > 0 {
 				w.WriteString("\n")
 			}
-			w.WriteString(s)
+			if s[0] == '"' {
+				w.writeJSONString(s)
+			}
 		}
 		return
 	}
