@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -115,6 +116,63 @@ func (v TopView) Render(width int) []string {
 	if len(rows) == 0 {
 		lines = append(lines, clip("(no backends)", width))
 	}
+	return append(lines, v.modelLines(width, paint)...)
+}
+
+// modelLines summarises the backends per model: how many serve it and are healthy, and
+// their running, waiting and in-flight requests together.
+func (v TopView) modelLines(width int, paint func(code, s string) string) []string {
+	type agg struct {
+		backends, healthy int
+		run, wait         float64
+		infl              int64
+	}
+	per := map[string]*agg{}
+	for _, b := range v.Stats.Backends {
+		for _, m := range b.Models {
+			a := per[m]
+			if a == nil {
+				a = &agg{}
+				per[m] = a
+			}
+			a.backends++
+			if b.Healthy {
+				a.healthy++
+			}
+			a.run += b.Running
+			a.wait += b.Waiting
+			a.infl += b.InFlight
+		}
+	}
+	if len(per) == 0 {
+		return nil
+	}
+	header := []string{"MODEL", "BACKENDS", "RUN", "WAIT", "INFL"}
+	var rows [][]cell
+	for _, m := range slices.Sorted(maps.Keys(per)) {
+		a := per[m]
+		bc := ""
+		if a.healthy == 0 {
+			bc = ansiRed
+		}
+		rows = append(rows, []cell{{text: m}, {text: fmt.Sprintf("%d/%d", a.healthy, a.backends), color: bc},
+			{text: num(a.run)}, {text: num(a.wait)}, {text: fmt.Sprint(a.infl)}})
+	}
+	widths := make([]int, len(header))
+	hcells := make([]cell, len(header))
+	for i, h := range header {
+		widths[i], hcells[i] = len(h), cell{text: h, color: ansiBold}
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len([]rune(c.text)))
+		}
+	}
+	rightFrom := 1
+	lines := []string{"", joinCells(append(hcells, cell{}), append(widths, 0), width, rightFrom, paint)}
+	for _, r := range rows {
+		lines = append(lines, joinCells(append(r, cell{}), append(widths, 0), width, rightFrom, paint))
+	}
 	return lines
 }
 
@@ -123,9 +181,21 @@ type cell struct {
 	color string
 }
 
-// joinRow lays out cells in columns of widths (numbers right-aligned), cut at width
-// visible columns; the last column (models) takes what is left.
+// joinRow lays out a backend row: numbers right-aligned, the load bar and the metrics
+// age left-aligned, the last column (models) taking what is left.
 func joinRow(cells []cell, widths []int, width int, paint func(code, s string) string) string {
+	return layout(cells, widths, width, func(i int) bool { return i >= 2 && i != 3 && i != 13 }, paint)
+}
+
+// joinCells lays out a row whose columns from rightFrom on are right-aligned; the last
+// column is not padded.
+func joinCells(cells []cell, widths []int, width, rightFrom int, paint func(code, s string) string) string {
+	return strings.TrimRight(layout(cells, widths, width, func(i int) bool { return i >= rightFrom }, paint), " ")
+}
+
+// layout joins cells with two spaces in columns of widths, cut at width visible
+// columns (0: no limit); right(i) says which columns are right-aligned.
+func layout(cells []cell, widths []int, width int, right func(int) bool, paint func(code, s string) string) string {
 	var b strings.Builder
 	used := 0
 	for i, c := range cells {
@@ -133,16 +203,16 @@ func joinRow(cells []cell, widths []int, width int, paint func(code, s string) s
 		if i == 0 {
 			sep = ""
 		}
-		text, left, right := c.text, "", ""
+		text, left, rpad := c.text, "", ""
 		if i < len(cells)-1 {
 			pad := strings.Repeat(" ", max(widths[i]-len([]rune(text)), 0))
-			if i >= 2 && i != 3 && i != 13 { // numbers right-aligned
+			if right(i) {
 				left = pad
 			} else {
-				right = pad
+				rpad = pad
 			}
 		}
-		n := len(sep) + len(left) + len([]rune(text)) + len(right)
+		n := len(sep) + len(left) + len([]rune(text)) + len(rpad)
 		if width > 0 && used+n > width {
 			room := width - used - len(sep) - len(left)
 			if room > 0 {
@@ -150,7 +220,7 @@ func joinRow(cells []cell, widths []int, width int, paint func(code, s string) s
 			}
 			break
 		}
-		b.WriteString(sep + left + paint(c.color, text) + right)
+		b.WriteString(sep + left + paint(c.color, text) + rpad)
 		used += n
 	}
 	return b.String()

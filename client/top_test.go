@@ -24,6 +24,7 @@ func TestTopRender(t *testing.T) {
 		"vllm-proxy top  http://p:8010  policy cache_aware  03:04:05",
 		"backends 2, healthy 1   running 3  waiting 1.5   in flight 4 (batch 1)",
 		"http://a:8000  up    ", "m1,m2", "http://b:8000  DOWN", "STALE", "120ms",
+		"MODEL  BACKENDS  RUN  WAIT  INFL", "m1          1/1    3   1.5     4", "m2          1/1    3   1.5     4",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("frame lacks %q:\n%s", want, out)
