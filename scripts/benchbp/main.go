@@ -2,7 +2,8 @@
 // method of ../shared/reference/batch-anchors.md c.7, on simulators with the default
 // (realistic) time model, with the backends in fcfs and in priority mode, for three batch
 // controllers side by side: none ("off"), the seed's table on a 2 s poll ("poll") and
-// vllm-proxy's ("adaptive").
+// vllm-proxy's ("adaptive"), plus vllm-proxy's with eviction of running batch requests
+// ("evict").
 //
 // Everything runs in this process, built the way cmd builds one proxy replica (memory
 // state): N simulators, the router, the batch budget, the backpressure controller and the
@@ -45,12 +46,13 @@ func run() error {
 	out := flag.String("out", "/tmp/benchbp", "directory for CSVs and the PNG")
 	loads := flag.String("loads", "0.6,0.8", "interactive loads, fractions of measured capacity")
 	scheds := flag.String("sched", "fcfs,priority", "backend scheduling policies")
-	ctls := flag.String("controllers", "off,poll,adaptive", "batch controllers")
+	ctls := flag.String("controllers", "off,poll,adaptive,evict", "batch controllers (evict: adaptive with Config.Evict)")
 	reps := flag.Int("reps", 1, "repetitions of every run (medians are reported)")
 	dur := flag.Duration("duration", 24*time.Second, "length of each run")
 	backends := flag.Int("backends", 2, "simulators")
 	seqs := flag.Int("seqs", 16, "max_num_seqs of each simulator (and routing capacity)")
 	workers := flag.Int("workers", 50, "batch lines in flight at most (VLLM_PXY_BATCH_MAX_CONCURRENT_REQUESTS)")
+	ts := flag.Float64("timescale", 0.5, "simulator TimeScale (below 1: slower than real time, less sensitive to CPU contention); figures are in simulated time")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -59,10 +61,10 @@ func run() error {
 	}
 	p := plan{duration: *dur, warm: 4 * time.Second, burstStart: *dur / 2, burstLen: 6 * time.Second,
 		burstObs: 5 * time.Second, shape: shape{promptChars: 2048, maxTokens: 64},
-		workers: *workers, backends: *backends, seqs: *seqs}
+		workers: *workers, backends: *backends, seqs: *seqs, ts: *ts}
 	var all []*result
 	for _, sched := range split(*scheds) {
-		sims, err := startSims(ctx, *backends, *seqs, sched)
+		sims, err := startSims(ctx, *backends, *seqs, sched, *ts)
 		if err != nil {
 			return err
 		}
@@ -71,7 +73,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("# %s: measured interactive capacity %.2f req/s (%d backends × %d seqs)\n", sched, capRate, *backends, *seqs)
+		fmt.Printf("# %s: measured interactive capacity %.2f req/s of simulated time (%d backends × %d seqs, time scale %g)\n", sched, capRate / *ts, *backends, *seqs, *ts)
 		for _, ls := range split(*loads) {
 			load, _ := strconv.ParseFloat(ls, 64)
 			rate := load * capRate
@@ -83,7 +85,7 @@ func run() error {
 				}
 				a.sched, a.controller, a.run, a.load = sched, "-", "A", load
 				all = append(all, a)
-				progress(a, capRate)
+				progress(a)
 				for _, c := range split(*ctls) {
 					for _, r := range []string{"B", "C"} {
 						res, err := runOnce(ctx, p, sims, prio, c, rate, true, r == "C", seed)
@@ -92,11 +94,11 @@ func run() error {
 						}
 						res.sched, res.controller, res.run, res.load = sched, c, r, load
 						all = append(all, res)
-						progress(res, capRate)
+						progress(res)
 					}
 				}
 			}
-			printTables(os.Stdout, all, sched, load, capRate)
+			printTables(os.Stdout, all, sched, load, capRate / *ts)
 		}
 		for _, s := range sims {
 			s.Close()
@@ -123,7 +125,7 @@ func split(s string) []string {
 	return out
 }
 
-func progress(r *result, capRate float64) {
+func progress(r *result) {
 	fmt.Fprintf(os.Stderr, "%s load %.0f%% %s %-8s ttft p50/p99 %.0f/%.0f ms itl p99 %.0f ms batch %.2f lines/s react %.0f ms burst ttft p99 %.0f ms 400s %d (%d/%d ok)\n",
 		r.sched, 100*r.load, r.run, r.controller, r.ttftP50, r.ttftP99, r.itlP99, r.batchPerS, r.reactMS, r.burstTTFTP99, r.bad400,
 		r.interactiveOK, r.interactiveAll)

@@ -21,7 +21,11 @@ type plan struct {
 	workers    int // batch lines in flight at most (the replica's batch concurrency)
 	backends   int
 	seqs       int
+	ts         float64 // the simulators' TimeScale; figures are reported in simulated time
 }
+
+// simMS converts a real duration to simulated milliseconds.
+func (p plan) simMS(d time.Duration) float64 { return ms(d) * p.ts }
 
 // result is one run's raw data and figures.
 type result struct {
@@ -32,7 +36,7 @@ type result struct {
 	points                 []point
 	bad400                 int64
 
-	ttftP50, ttftP99, itlP99, e2eP99 float64 // ms, interactive, steady window
+	ttftP50, ttftP99, itlP99, e2eP99 float64 // simulated ms, interactive, steady window
 	interactiveOK, interactiveAll    int
 	batchPerS                        float64 // batch lines/s finished in the steady window
 	reactMS                          float64 // run C: burst start → batch in flight at floor; NaN never
@@ -46,7 +50,7 @@ func runOnce(ctx context.Context, p plan, sims []*sim.Server, prio bool, control
 		return nil, err
 	}
 	before := count400(sims)
-	st, err := newStack(ctx, sims, p.seqs, prio, controller)
+	st, err := newStack(ctx, sims, p, prio, controller)
 	if err != nil {
 		return nil, err
 	}
@@ -97,13 +101,13 @@ func (r *result) figures(p plan, burst bool) {
 		switch {
 		case inSteady:
 			r.interactiveOK++
-			ttft = append(ttft, ms(s.ttft))
-			e2e = append(e2e, ms(s.e2e))
+			ttft = append(ttft, p.simMS(s.ttft))
+			e2e = append(e2e, p.simMS(s.e2e))
 			for _, d := range s.itls {
-				itl = append(itl, ms(d))
+				itl = append(itl, p.simMS(d))
 			}
 		case inBurst:
-			burstTTFT = append(burstTTFT, ms(s.ttft))
+			burstTTFT = append(burstTTFT, p.simMS(s.ttft))
 		}
 	}
 	r.ttftP50, r.ttftP99 = pct(ttft, 0.50), pct(ttft, 0.99)
@@ -115,13 +119,13 @@ func (r *result) figures(p plan, burst bool) {
 			n++
 		}
 	}
-	r.batchPerS = float64(n) / (steadyEnd - p.warm).Seconds()
+	r.batchPerS = float64(n) / (steadyEnd - p.warm).Seconds() / p.ts // per simulated second
 	r.reactMS = math.NaN()
 	if burst {
 		floor := int64(p.backends) // backpressure's default floor: 1 per backend
 		for _, pt := range r.points {
 			if pt.at >= p.burstStart && pt.batch <= floor {
-				r.reactMS = ms(pt.at - p.burstStart)
+				r.reactMS = p.simMS(pt.at - p.burstStart)
 				break
 			}
 		}
@@ -147,7 +151,7 @@ func capacity(ctx context.Context, p plan, sims []*sim.Server, prio bool) (float
 	if err := waitIdle(ctx, sims); err != nil {
 		return 0, err
 	}
-	st, err := newStack(ctx, sims, p.seqs, prio, "off")
+	st, err := newStack(ctx, sims, p, prio, "off")
 	if err != nil {
 		return 0, err
 	}

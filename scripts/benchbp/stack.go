@@ -27,7 +27,7 @@ type stack struct {
 	srv    *httptest.Server
 }
 
-func newStack(ctx context.Context, sims []*sim.Server, capacity int, prio bool, mode string) (*stack, error) {
+func newStack(ctx context.Context, sims []*sim.Server, p plan, prio bool, mode string) (*stack, error) {
 	log := slog.New(slog.DiscardHandler)
 	s := &stack{}
 	u, _ := state.ParseURL("memory")
@@ -41,9 +41,12 @@ func newStack(ctx context.Context, sims []*sim.Server, capacity int, prio bool, 
 	if err := s.budget.Start(ctx); err != nil {
 		return nil, err
 	}
-	rc := routing.Config{}
+	// Intervals follow the simulated clock, so that they relate to request durations as
+	// they would in front of a real vLLM.
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / p.ts) }
+	rc := routing.Config{ScrapeInterval: scale(500 * time.Millisecond)}
 	for _, sm := range sims {
-		rc.Backends = append(rc.Backends, routing.BackendConfig{URL: sm.URL(), Capacity: capacity, Models: []string{"m"}, PriorityScheduling: &prio})
+		rc.Backends = append(rc.Backends, routing.BackendConfig{URL: sm.URL(), Capacity: p.seqs, Models: []string{"m"}, PriorityScheduling: &prio})
 	}
 	if s.router, err = routing.New(rc, log, nil, routing.WithLoadShare(s.store.InFlight())); err != nil {
 		return nil, err
@@ -51,7 +54,11 @@ func newStack(ctx context.Context, sims []*sim.Server, capacity int, prio bool, 
 	if err := s.router.Start(ctx); err != nil {
 		return nil, err
 	}
-	if s.ctl, err = backpressure.New(backpressure.Config{Mode: mode}, s.router, s.budget, log, nil); err != nil {
+	bc := backpressure.Config{Mode: mode, PollInterval: scale(2 * time.Second), ReactInterval: scale(100 * time.Millisecond)}
+	if mode == "evict" { // ours, with eviction of running batch requests
+		bc.Mode, bc.Evict = backpressure.ModeAdaptive, true
+	}
+	if s.ctl, err = backpressure.New(bc, s.router, s.budget, log, nil); err != nil {
 		return nil, err
 	}
 	if err := s.ctl.Start(ctx); err != nil {
@@ -83,10 +90,10 @@ func (s *stack) inFlight() (batch, interactive int64) {
 }
 
 // startSims starts n simulators with the default (realistic) time model.
-func startSims(ctx context.Context, n, seqs int, policy string) ([]*sim.Server, error) {
+func startSims(ctx context.Context, n, seqs int, policy string, ts float64) ([]*sim.Server, error) {
 	var out []*sim.Server
 	for range n {
-		s, err := sim.Start(ctx, sim.Config{Model: "m", MaxNumSeqs: seqs, SchedulingPolicy: policy}, slog.New(slog.DiscardHandler))
+		s, err := sim.Start(ctx, sim.Config{Model: "m", MaxNumSeqs: seqs, SchedulingPolicy: policy, TimeScale: ts}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return nil, fmt.Errorf("starting sim: %w", err)
 		}
