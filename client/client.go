@@ -153,6 +153,9 @@ func (c *Client) request(ctx context.Context, method, path, contentType string, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err // it repeats the method and URL said below
+		}
 		return nil, fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
