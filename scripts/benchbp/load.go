@@ -159,10 +159,11 @@ func batchLoad(ctx context.Context, h *proxy.Handler, sh shape, workers int, see
 	return out
 }
 
-// point is one sample of the requests in flight.
+// point is one sample of the requests in flight and of the batch targets.
 type point struct {
 	at                 time.Duration
 	batch, interactive int64
+	target             int // sum over backends of this replica's batch targets
 }
 
 // sampleInFlight records routing's in-flight counts every 20ms until ctx ends.
@@ -177,6 +178,6 @@ func sampleInFlight(ctx context.Context, s *stack, start time.Time) []point {
 		case <-t.C:
 		}
 		b, i := s.inFlight()
-		out = append(out, point{at: time.Since(start), batch: b, interactive: i})
+		out = append(out, point{at: time.Since(start), batch: b, interactive: i, target: s.targets()})
 	}
 }

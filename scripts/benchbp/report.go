@@ -68,21 +68,22 @@ func printTables(w io.Writer, all []*result, sched string, load, capRate float64
 	aTTFT := get("A", "-", func(r *result) float64 { return r.ttftP99 })
 	aITL := get("A", "-", func(r *result) float64 { return r.itlP99 })
 	fmt.Fprintf(w, "\n#### %s, interactive at %.0f%% of capacity (%.1f req/s)\n\n", sched, 100*load, load*capRate)
-	fmt.Fprintln(w, "| run | controller | TTFT p50 ms | TTFT p99 ms | ITL p99 ms | E2E p99 ms | TTFT p99 ÷ A | ITL p99 ÷ A | batch lines/s | ÷ free capacity | C: batch at floor after ms | C: burst TTFT p99 ÷ steady | 400s |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| run | controller | TTFT p50 ms | TTFT p99 ms | ITL p99 ms | E2E p99 ms | TTFT p99 ÷ A | ITL p99 ÷ A | batch lines/s | ÷ free capacity | C: target at floor after ms | C: batch at floor after ms | C: burst TTFT p99 ÷ steady | 400s |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	row := func(run, ctl string) {
 		ttft := get(run, ctl, func(r *result) float64 { return r.ttftP99 })
 		itl := get(run, ctl, func(r *result) float64 { return r.itlP99 })
 		bps := get(run, ctl, func(r *result) float64 { return r.batchPerS })
-		react, burst := math.NaN(), math.NaN()
+		react, tgt, burst := math.NaN(), math.NaN(), math.NaN()
 		if run == "C" {
 			react = get(run, ctl, func(r *result) float64 { return r.reactMS })
+			tgt = get(run, ctl, func(r *result) float64 { return r.targetMS })
 			burst = get(run, ctl, func(r *result) float64 { return r.burstTTFTP99 }) / ttft
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run, ctl,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run, ctl,
 			f0(get(run, ctl, func(r *result) float64 { return r.ttftP50 })), f0(ttft), f0(itl),
 			f0(get(run, ctl, func(r *result) float64 { return r.e2eP99 })),
-			f2(ttft/aTTFT), f2(itl/aITL), f2(bps), f2(bps/free), f0(react), f2(burst),
+			f2(ttft/aTTFT), f2(itl/aITL), f2(bps), f2(bps/free), f0(tgt), f0(react), f2(burst),
 			f0(get(run, ctl, func(r *result) float64 { return float64(r.bad400) })))
 	}
 	row("A", "-")
@@ -111,10 +112,10 @@ func writeCSVs(dir string, all []*result) error {
 			}); err != nil {
 			return err
 		}
-		if err := writeCSV(filepath.Join(dir, base+"_inflight.csv"), []string{"at_ms", "batch", "interactive"},
+		if err := writeCSV(filepath.Join(dir, base+"_inflight.csv"), []string{"at_ms", "batch", "interactive", "batch_target"},
 			len(r.points), func(j int) []string {
 				pt := r.points[j]
-				return []string{f0(ms(pt.at)), strconv.FormatInt(pt.batch, 10), strconv.FormatInt(pt.interactive, 10)}
+				return []string{f0(ms(pt.at)), strconv.FormatInt(pt.batch, 10), strconv.FormatInt(pt.interactive, 10), strconv.Itoa(pt.target)}
 			}); err != nil {
 			return err
 		}

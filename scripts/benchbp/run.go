@@ -40,6 +40,7 @@ type result struct {
 	interactiveOK, interactiveAll    int
 	batchPerS                        float64 // batch lines/s finished in the steady window
 	reactMS                          float64 // run C: burst start → batch in flight at floor; NaN never
+	targetMS                         float64 // run C: burst start → batch target at floor; NaN never
 	burstTTFTP99                     float64 // run C: ms, arrivals in the burst's first burstObs
 }
 
@@ -120,13 +121,15 @@ func (r *result) figures(p plan, burst bool) {
 		}
 	}
 	r.batchPerS = float64(n) / (steadyEnd - p.warm).Seconds() / p.ts // per simulated second
-	r.reactMS = math.NaN()
+	r.reactMS, r.targetMS = math.NaN(), math.NaN()
 	if burst {
 		floor := int64(p.backends) // backpressure's default floor: 1 per backend
 		for _, pt := range r.points {
-			if pt.at >= p.burstStart && pt.batch <= floor {
+			if pt.at >= p.burstStart && pt.target <= int(floor) && math.IsNaN(r.targetMS) {
+				r.targetMS = p.simMS(pt.at - p.burstStart)
+			}
+			if pt.at >= p.burstStart && pt.batch <= floor && math.IsNaN(r.reactMS) {
 				r.reactMS = p.simMS(pt.at - p.burstStart)
-				break
 			}
 		}
 	}

@@ -89,6 +89,16 @@ func (s *stack) inFlight() (batch, interactive int64) {
 	return batch, interactive
 }
 
+// targets sums the controller's batch targets over the backends.
+func (s *stack) targets() int {
+	n := 0
+	for _, b := range s.router.Backends() {
+		t, _ := s.ctl.Target(b.ID())
+		n += t
+	}
+	return n
+}
+
 // startSims starts n simulators with the default (realistic) time model.
 func startSims(ctx context.Context, n, seqs int, policy string, ts float64) ([]*sim.Server, error) {
 	var out []*sim.Server
