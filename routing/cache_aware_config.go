@@ -11,9 +11,9 @@ const (
 	// the prefill throughput of one backend (the simulator's default; a 7–8B model on
 	// one modern GPU prefills about this fast).
 	DefaultPrefillTokensPerSecond = 10_000.0
-	// DefaultQueueBudget is the queueing a backend may carry beyond its least pressured
-	// alternative and still attract requests by affinity: 2 s, i.e. 20,000 uncached
-	// tokens at the default throughput.
+	// DefaultQueueBudget is the queueing a backend may carry and still attract every
+	// request whose prefix it holds: 2 s, i.e. 20,000 uncached tokens at the default
+	// throughput.
 	DefaultQueueBudget = 2 * time.Second
 	// DefaultSaturationLoad is the load score counted as one budget: a backend at its
 	// configured capacity.
@@ -34,13 +34,16 @@ type CacheAwareConfig struct {
 	// Default 10000.
 	PrefillTokensPerSecond float64
 	// QueueBudget is how much estimated queueing (uncached tokens in flight divided by
-	// PrefillTokensPerSecond) counts as one budget of pressure. Default 2s.
+	// PrefillTokensPerSecond) counts as one budget of pressure: below one budget a backend
+	// always keeps the prefixes it holds. Default 2s.
 	QueueBudget time.Duration
 	// SaturationLoad is the load score that counts as one budget of pressure. Default
 	// 1.0 (a backend at its configured capacity).
 	SaturationLoad float64
-	// LoadFactor bounds cold placement: a backend takes a cold request only while its
-	// load stays within LoadFactor times its capacity-weighted share. Default 1.25.
+	// LoadFactor is the bounded-load factor. Cold placement: a backend takes a cold
+	// request only while its load stays within LoadFactor times its capacity-weighted
+	// share. Affinity past one budget of pressure: a holder keeps a request only while its
+	// pressure stays within LoadFactor times the candidates' mean pressure. Default 1.25.
 	LoadFactor float64
 	// LocalIndexBlocks bounds the in-process prefix index used when the Router has no
 	// shared PrefixIndex (WithPrefixIndex). Default 200000 blocks.

@@ -30,9 +30,9 @@
 // xxhash64, seeded with model, cache_salt and LoRA adapter; CacheAwareConfig.BlockChars
 // characters a block, 4×block_size from vllm:cache_config_info by default, at most
 // MaxBlocks), looks up each backend's longest matched prefix in a PrefixIndex, and stays
-// with the best match until that backend is a whole budget more pressured than another
-// (pressure: load score and uncached prompt tokens in flight, see CacheAware), then
-// releases to least_load. Requests no backend has an edge on are placed by consistent
+// with the best match while that backend's pressure (load score and uncached prompt tokens
+// in flight, in budgets, see CacheAware) is under one budget, or beyond it within the
+// bounded-load factor of the mean pressure; then it releases to least_load. Requests no backend has an edge on are placed by consistent
 // (rendezvous) hashing with bounded load on their first unshared block, so replicas agree
 // without Redis, among the backends with headroom (under half load or within a request of
 // the least loaded), so bursts spread as evenly as with least_load. The chosen backend's chain is recorded after the pick. WithPrefixIndex

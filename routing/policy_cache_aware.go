@@ -33,9 +33,10 @@ const (
 //     max(load/SaturationLoad, queue/QueueBudget), where queue is the backend's uncached
 //     prompt tokens in flight (over all replicas, estimated from this replica's
 //     per-request average) divided by PrefillTokensPerSecond. A holder may keep the
-//     request while its pressure is below 1 + the least pressure of the other candidates:
-//     under budget it always may, and when everyone is saturated the cache still wins
-//     unless another backend is a whole budget less loaded. Among the holders that may,
+//     request while its pressure is under 1 (one budget), and past it only while it stays
+//     within LoadFactor of the mean pressure of the candidates (the bounded-load rule
+//     applied to pressure): when every backend is saturated the cache still wins, but a
+//     backend queueing well beyond the others gives way. Among the holders that may,
 //     the first in rendezvous order of the chain's first block wins (reason affinity): an
 //     order fixed per prefix and the same on every replica, so copies a release made
 //     elsewhere serve only the overflow instead of splitting the prefix's traffic. When no holder may, the request is
@@ -128,34 +129,22 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 // warm chooses for a request some backend holds more of than another. Among the holders
 // of the longest match, in rendezvous order of the chain's first block (a fixed order, the
 // same on every replica, that puts first the backend a cold prompt with nothing in common
-// was hashed to), the first whose pressure is under 1 + the least pressure of the other
-// candidates wins. Preferring a fixed
-// holder instead of the least loaded one keeps a prefix on one backend until it is needed
-// elsewhere, so copies made by a release do not spread every prefix over every backend.
-// When no holder qualifies the request goes to least_load.
+// was hashed to), the first that may keep it wins: pressure under 1, or within LoadFactor
+// of the candidates' mean pressure. Preferring a fixed holder instead of the least loaded
+// one keeps a prefix on one backend until it is needed elsewhere, so copies made by a
+// release do not spread every prefix over every backend. When no holder may, the request
+// goes to least_load.
 func (p *CacheAware) warm(ctx context.Context, req *Request, cands []Candidate, matches map[string]int, best int, root uint64) (int, string) {
 	tokens := p.recentUncached(req.PromptTokens())
 	pr := make([]float64, len(cands))
-	low, second := math.Inf(1), math.Inf(1) // the two least pressures over all candidates
+	mean := 0.0
 	for i, c := range cands {
 		pr[i] = p.pressure(c, tokens)
-		switch {
-		case pr[i] < low:
-			low, second = pr[i], low
-		case pr[i] < second:
-			second = pr[i]
-		}
+		mean += pr[i] / float64(len(cands))
 	}
 	sticky, score := -1, math.Inf(-1)
 	for i, c := range cands {
-		if matches[c.Backend.ID()] != best {
-			continue
-		}
-		others := low
-		if pr[i] == low {
-			others = second
-		}
-		if !(pr[i] < 1+others) {
+		if matches[c.Backend.ID()] != best || !(pr[i] < 1 || pr[i] <= p.cfg.LoadFactor*mean+loadEpsilon) {
 			continue
 		}
 		if s := hrwScore(root, c.Backend.ID(), capOf(c)); s > score {

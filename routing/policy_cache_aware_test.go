@@ -119,9 +119,9 @@ func TestCacheAwareCacheSaltScopes(t *testing.T) {
 	}
 }
 
-// TestCacheAwareSaturationRelease: the sticky backend keeps requests while under budget
-// and releases them to least_load when it is a whole budget more pressured than another,
-// by load score or by uncached tokens in flight.
+// TestCacheAwareSaturationRelease: the sticky backend keeps requests while under budget,
+// past it only within 1.25× the mean pressure, and otherwise releases them to least_load;
+// pressure comes from the load score or from uncached tokens in flight.
 func TestCacheAwareSaturationRelease(t *testing.T) {
 	prompt := chat(words(5, 256), words(6, 32))
 	for _, tt := range []struct {
@@ -132,8 +132,8 @@ func TestCacheAwareSaturationRelease(t *testing.T) {
 	}{
 		{"under budget stays", Candidate{Load: 0.9}, 0, false},
 		{"at capacity, others idle: release", Candidate{Load: 1.0}, 0, true},
-		{"everyone saturated: cache wins", Candidate{Load: 1.5}, 1.0, false},
-		{"a budget worse than the others: release", Candidate{Load: 2.1}, 1.0, true},
+		{"everyone saturated: cache wins", Candidate{Load: 1.3}, 1.0, false},   // mean 1.1 × 1.25 = 1.375
+		{"saturated past the bound: release", Candidate{Load: 1.5}, 1.0, true}, // mean 1.17 × 1.25 = 1.46
 		{"uncached tokens over budget: release", Candidate{Load: 0.2, InFlightTokens: 25_000, OwnInFlight: 5, InFlight: 5}, 0, true},
 		{"uncached tokens under budget stay", Candidate{Load: 0.2, InFlightTokens: 15_000, OwnInFlight: 5, InFlight: 5}, 0, false},
 		// Other replicas' requests count at this replica's average: 5 own of 10 → 2×.
@@ -185,7 +185,7 @@ func TestCacheAwareTiesAndCommonPrefix(t *testing.T) {
 	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != first {
 		t.Fatalf("holders %d (preferred, load 0.6) and %d (idle): went to %d", first, second, got)
 	}
-	cands[first].Load = 1.2 // a budget over the idle ones
+	cands[first].Load = 1.2 // over budget, and over 1.25× the mean 0.4
 	if got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands); got != second {
 		t.Fatalf("preferred holder over budget: went to %d, want the other holder %d", got, second)
 	}
