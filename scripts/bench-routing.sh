@@ -25,7 +25,7 @@
 # this repository; e.g. a private worktree of main), BIN_DIR.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 SRC=${SRC:-$ROOT}
 OUT=${OUT:-/tmp/bench-routing/$(date -u +%Y%m%dT%H%M%S)}
 BIN_DIR=${BIN_DIR:-$OUT/bin}
@@ -43,12 +43,16 @@ SIM_FLAGS=(--model "$MODEL" --num-gpu-blocks "${GPU_BLOCKS:-1024}" --block-size 
 	--max-num-seqs "$SEQS" --max-model-len 8192 --prefill-tokens-per-s 10000
 	--decode-step-ms 12 --decode-per-seq-ms 0.15 --time-scale 1)
 # Workloads. shared-prefix: 16 system prompts of 2,048 tokens x 5 questions of 128 tokens,
-# working set 43k tokens (2,700 blocks) against 1,024 blocks per backend. multi-turn: 32
-# conversations of 6 turns (128-token turns, 64-token answers): 2,200 blocks.
+# working set 43k tokens (2,700 blocks) against 1,024 blocks per backend. multi-turn: 31
+# conversations side by side (31, not a multiple of 4, so that round_robin does not send
+# every turn of a conversation to the same backend by accident), 8 turns of 128 tokens
+# and 64-token answers: 1,472 tokens (92 blocks) per conversation, 2,850 blocks in all.
+# bursty: waves of 96 requests of 256 tokens every 2 s against 64 running slots in all
+# (-c only lifts bench's default cap of 1 request in flight for scheduled workloads).
 declare -A WL_FLAGS=(
 	[shared-prefix]="-c 16 --groups 16 --system-tokens 2048 --users 5 --question-tokens 128 --output-tokens 64"
-	[multi-turn]="-c 16 --conversations 32 --turns 6 --turn-tokens 128 --answer-tokens 64"
-	[bursty]="--wave-size 96 --wave-interval 2s --input-tokens 256 --output-tokens 64"
+	[multi-turn]="-c 16 --conversations 31 --turns 8 --turn-tokens 128 --answer-tokens 64"
+	[bursty]="-c 4096 --wave-size 96 --wave-interval 2s --input-tokens 256 --output-tokens 64"
 	[uniform]="-c 16 --min-input-tokens 16 --max-input-tokens 512 --min-output-tokens 16 --max-output-tokens 128"
 )
 

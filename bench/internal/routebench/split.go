@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,7 +57,22 @@ func newSplitter(upstreams []string, log *slog.Logger) (*splitter, error) {
 	return s, nil
 }
 
-func (s *splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.rp.ServeHTTP(w, r) }
+// ServeHTTP forwards r to the next upstream. The request body is read into memory first,
+// so that the upstream transport never reads from (or closes) the inbound connection's
+// body while the response streams back.
+func (s *splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		http.Error(w, "bad request body", http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	s.rp.ServeHTTP(w, r)
+}
+
+// maxBody bounds a request body the splitter buffers.
+const maxBody = 64 << 20
 
 func runSplit(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("split", flag.ContinueOnError)
