@@ -3,7 +3,10 @@ package batch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,5 +117,49 @@ func TestCrossReplicaCancel(t *testing.T) {
 	checkAll(t, resA, 50)
 	if len(resA) != len(resB) {
 		t.Fatal("replicas serve different results")
+	}
+}
+
+// flakyDeleteBlobs fails the first n deletions of result parts.
+type flakyDeleteBlobs struct {
+	BlobStore
+	fails atomic.Int64
+}
+
+func (f *flakyDeleteBlobs) Delete(ctx context.Context, id string) error {
+	if strings.HasPrefix(id, "part-") && f.fails.Add(-1) >= 0 {
+		return errors.New("injected delete failure")
+	}
+	return f.BlobStore.Delete(ctx, id)
+}
+
+// TestPartsPurgedAfterFinalizerFailure: when the finalizer cannot delete the result parts
+// after writing the files, the batch stays in the active set and a later pass deletes the
+// parts and then the work keys: no part blob outlives its batch.
+func TestPartsPurgedAfterFinalizerFailure(t *testing.T) {
+	rs := statetestRedis(t)
+	sm := startSim(t, sim.Config{Instant: true})
+	s := redisStores(t, rs.URL, "r1")
+	fb := &flakyDeleteBlobs{BlobStore: s.blobs}
+	fb.fails.Store(2)
+	s.blobs = fb
+	r := startReplica(t, testConfig("r1"), s, newHTTPDispatcher(sm.URL()), true)
+	f := upload(t, r.srv.URL, chatLines(40, "m1", 5))
+	b := waitBatch(t, r.srv.URL, createBatch(t, r.srv.URL, f.ID, chatURL).ID, 20*time.Second, terminal)
+	if b.Status != "completed" {
+		t.Fatalf("batch %s", b.Status)
+	}
+	checkAll(t, allResults(t, r.srv.URL, b), 40)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		parts, _ := rs.Do("EVAL", "return #redis.call('KEYS', 'blob:{part-*')", "0")
+		work, _ := rs.Do("EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "batch:{"+b.ID+"}:*")
+		if parts == ":0" && work == ":0" && fb.fails.Load() < 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("part blob keys %s, work keys %s left", parts, work)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

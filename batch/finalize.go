@@ -90,22 +90,36 @@ func (w *Workers) finalize(ctx context.Context, id string, mode state.FinalizeMo
 	if !ok {
 		return errors.New("finalization lease lost before the batch was finished")
 	}
-	for _, p := range parts {
-		for _, b := range []string{p.OKBlob, p.ErrBlob} {
-			if b != "" {
-				if err := w.blobs.Delete(ctx, b); err != nil {
-					w.log.WarnContext(ctx, "deleting result part failed", "batch", id, "blob", b, "err", err)
-				}
-			}
-		}
-	}
-	if err := w.jobs.PurgeBatchWork(ctx, id); err != nil {
+	if err := w.purge(ctx, id, parts); err != nil {
 		w.log.WarnContext(ctx, "purging batch work keys failed", "batch", id, "err", err)
 	}
 	w.m.batchesFinished.WithLabelValues(string(fin.Status)).Inc()
 	w.log.InfoContext(ctx, "batch finished", "batch", id, "status", string(fin.Status),
 		"output_file", fin.OutputFileID, "error_file", fin.ErrorFileID, "undone", nUndone)
 	return nil
+}
+
+// purge deletes a finished batch's result parts (now copied into its files), then its work
+// keys. A finalizer that dies in between leaves the batch active, and the next pass that
+// sees it terminal calls purge again (parts nil: they are listed first), so no part blob
+// outlives the list that names it.
+func (w *Workers) purge(ctx context.Context, id string, parts []state.LinePart) error {
+	if parts == nil {
+		var err error
+		if parts, err = w.jobs.Parts(ctx, id); err != nil {
+			return err
+		}
+	}
+	for _, p := range parts {
+		for _, b := range []string{p.OKBlob, p.ErrBlob} {
+			if b != "" {
+				if err := w.blobs.Delete(ctx, b); err != nil {
+					return fmt.Errorf("deleting result part %s: %w", b, err)
+				}
+			}
+		}
+	}
+	return w.jobs.PurgeBatchWork(ctx, id)
 }
 
 // writeResult streams src into a result file and records it (purpose batch_output).

@@ -180,7 +180,7 @@ func (w *Workers) visit(pctx, ctx context.Context, id string) error {
 		}
 	case state.BatchCompleted, state.BatchFailed, state.BatchExpired, state.BatchCancelled:
 		// A finalizer died between finishing and purging: tidy up.
-		return w.jobs.PurgeBatchWork(pctx, id)
+		return w.purge(pctx, id, nil)
 	}
 	if rec.Status == state.BatchInProgress || rec.Status == state.BatchFinalizing || rec.Status == state.BatchCancelling {
 		mode, ok, err := w.jobs.ClaimFinalize(pctx, id, w.cfg.ReplicaID, now, w.cfg.LeaseTTL)
