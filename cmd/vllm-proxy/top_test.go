@@ -100,7 +100,7 @@ func TestTopTerminal(t *testing.T) {
 			go func() { exited <- cmd.Wait() }()
 			t.Cleanup(func() {
 				_ = cmd.Process.Kill()
-				<-exited
+				t.Logf("top ended: %v", <-exited)
 			})
 			var screen syncBuffer
 			readDone := make(chan struct{})
