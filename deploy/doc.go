@@ -8,6 +8,9 @@
 //     and Secret the pods mount, and Redis's persistence and eviction settings.
 //   - compose_test.go loads and validates docker-compose.yml with compose-go, once per
 //     profile combination, and checks the services each one runs.
+//   - dockerfile_test.go checks that the Dockerfile builds cmd/vllm-proxy with go.mod's
+//     Go version, runs it as a non-root user, and exposes the port compose and
+//     Kubernetes use.
 //   - commands_test.go runs every vllm-proxy command line of those files (with their
 //     environment, Secret and ConfigMap) through the real binary, which must accept
 //     their flags, variables and config file.
