@@ -38,7 +38,7 @@ func (c *DemoCmd) Run(app *App) error {
 			return fmt.Errorf("starting simulated backend %d: %w", i, err)
 		}
 		defer s.Close()
-		cfg.Backends = append(cfg.Backends, backendConfig{URL: s.URL(), Capacity: 16, Models: []string{m}})
+		cfg.Backends = append(cfg.Backends, backendConfig{URL: s.URL(), Capacity: 64, Models: []string{m}})
 		app.Log.Info("simulated backend ready", slog.String("url", s.URL()), slog.String("model", m))
 	}
 	mem, err := state.ParseURL("memory")
