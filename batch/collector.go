@@ -69,32 +69,50 @@ func (c *collector) flush(ctx context.Context, final bool) int64 {
 func (c *collector) commit(ctx context.Context, lines []lineOutcome) {
 	w := c.w
 	backoff := 50 * time.Millisecond
+	var (
+		part      state.LinePart
+		written   bool // part holds exactly lines
+		uncertain bool // a CommitLines of part failed in a way that may hide a success
+	)
 	for len(lines) > 0 {
-		part, err := c.writePart(ctx, lines)
+		var err error
+		if !written {
+			part, err = c.writePart(ctx, lines)
+			written = err == nil
+		}
 		if err == nil {
 			var dups []int64
 			dups, err = w.jobs.CommitLines(ctx, c.batch, part)
-			if err == nil && len(dups) == 0 {
-				c.resolved += int64(len(lines))
-				for _, l := range part.Lines {
-					w.m.linesRecorded.WithLabelValues(outcomeLabel(l.Failed)).Inc()
+			if uncertain && (err == nil && len(dups) == len(part.Lines) || errors.Is(err, state.ErrBatchConflict)) {
+				// Every line is taken, or finalization began: was it by our earlier try?
+				mine, lerr := c.listed(ctx, part)
+				switch {
+				case lerr != nil:
+					err = lerr
+				case mine:
+					c.recorded(part)
+					return
 				}
-				return
 			}
-			if err == nil { // drop the lines someone else recorded, write the rest again
+			switch {
+			case err == nil && len(dups) == 0:
+				c.recorded(part)
+				return
+			case err == nil: // drop the lines someone else recorded, write the rest again
 				c.deletePart(ctx, part)
 				w.m.linesDuplicate.Add(float64(len(dups)))
 				c.resolved += int64(len(dups))
 				lines = withoutLines(lines, dups)
+				written, uncertain = false, false
 				continue
-			}
-			if errors.Is(err, state.ErrBatchConflict) || errors.Is(err, state.ErrBatchNotFound) {
+			case errors.Is(err, state.ErrBatchConflict), errors.Is(err, state.ErrBatchNotFound):
 				c.deletePart(ctx, part)
 				return // finalization began: these results are too late
 			}
-			// Any other error may hide a commit that happened: keep the part's blobs (a
-			// retry then sees every line as a duplicate and drops its own copy).
-
+			// Any other error may hide a commit that happened: the same part is committed
+			// again, so its blobs are never orphaned, and a refusal is checked against the
+			// parts list.
+			uncertain = true
 		}
 		w.log.WarnContext(ctx, "committing batch results failed; retrying", "batch", c.batch, "chunk", c.chunk, "err", err)
 		t := time.NewTimer(backoff)
@@ -106,6 +124,28 @@ func (c *collector) commit(ctx context.Context, lines []lineOutcome) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// recorded accounts for a committed part.
+func (c *collector) recorded(part state.LinePart) {
+	c.resolved += int64(len(part.Lines))
+	for _, l := range part.Lines {
+		c.w.m.linesRecorded.WithLabelValues(outcomeLabel(l.Failed)).Inc()
+	}
+}
+
+// listed reports whether part is in the batch's committed parts list.
+func (c *collector) listed(ctx context.Context, part state.LinePart) (bool, error) {
+	parts, err := c.w.jobs.Parts(ctx, c.batch)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range parts {
+		if p.OKBlob == part.OKBlob && p.ErrBlob == part.ErrBlob {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func outcomeLabel(failed bool) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vllm-proxy/vllm-proxy/sim"
+	"github.com/vllm-proxy/vllm-proxy/state"
 	"github.com/vllm-proxy/vllm-proxy/state/statetest"
 )
 
@@ -161,5 +162,57 @@ func TestPartsPurgedAfterFinalizerFailure(t *testing.T) {
 			t.Fatalf("part blob keys %s, work keys %s left", parts, work)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lossyCommitJobs fails some CommitLines calls: before the commit (it never happened) or
+// after it (the reply was lost), as a Redis restart may.
+type lossyCommitJobs struct {
+	state.JobStore
+	n     atomic.Int64
+	after bool
+}
+
+func (l *lossyCommitJobs) CommitLines(ctx context.Context, id string, p state.LinePart) ([]int64, error) {
+	fail := l.n.Add(1)%3 == 1
+	if fail && !l.after {
+		return nil, errors.New("injected: connection reset before the commit")
+	}
+	dups, err := l.JobStore.CommitLines(ctx, id, p)
+	if fail && err == nil {
+		return nil, errors.New("injected: reply lost after the commit")
+	}
+	return dups, err
+}
+
+// TestAmbiguousCommitFailures: commits that fail before or after taking effect are retried
+// with the same part; every line is recorded once and no part blob is left behind.
+func TestAmbiguousCommitFailures(t *testing.T) {
+	sm := startSim(t, sim.Config{Instant: true})
+	for _, after := range []bool{false, true} {
+		t.Run(map[bool]string{false: "before", true: "after"}[after], func(t *testing.T) {
+			rs := statetestRedis(t)
+			s := redisStores(t, rs.URL, "r1")
+			lj := &lossyCommitJobs{JobStore: s.jobs, after: after}
+			s.jobs = lj
+			r := startReplica(t, testConfig("r1"), s, newHTTPDispatcher(sm.URL()), true)
+			f := upload(t, r.srv.URL, chatLines(60, "m1", 5))
+			b := waitBatch(t, r.srv.URL, createBatch(t, r.srv.URL, f.ID, chatURL).ID, 30*time.Second, terminal)
+			if b.Status != "completed" || b.RequestCounts != (requestCounts{Total: 60, Completed: 60}) || lj.n.Load() < 3 {
+				t.Fatalf("batch %s %+v after %d commits", b.Status, b.RequestCounts, lj.n.Load())
+			}
+			checkAll(t, allResults(t, r.srv.URL, b), 60)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				parts, _ := rs.Do("EVAL", "return #redis.call('KEYS', 'blob:{part-*')", "0")
+				if parts == ":0" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s part blob keys left", parts)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }
