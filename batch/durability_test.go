@@ -93,6 +93,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 		t.Fatalf("after restart: %s %+v", final.Status, final.RequestCounts)
 	}
 	checkAll(t, allResults(t, r.srv.URL, final), n)
+	waitNoPartBlobs(t, rs, b.ID) // commits cut by the restart left no orphan part
 }
 
 // TestCrossReplicaCancel: create on A, cancel through B, watch through A.
@@ -118,6 +119,27 @@ func TestCrossReplicaCancel(t *testing.T) {
 	checkAll(t, resA, 50)
 	if len(resA) != len(resB) {
 		t.Fatal("replicas serve different results")
+	}
+}
+
+// waitNoPartBlobs polls until Redis holds no result part blob (and, when batch is set, no
+// work key of that batch).
+func waitNoPartBlobs(t *testing.T, rs *statetest.Redis, batch string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		parts, _ := rs.Do("EVAL", "return #redis.call('KEYS', 'blob:{part-*')", "0")
+		work := ":0"
+		if batch != "" {
+			work, _ = rs.Do("EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "batch:{"+batch+"}:*")
+		}
+		if parts == ":0" && work == ":0" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("part blob keys %s, work keys %s left", parts, work)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -151,17 +173,9 @@ func TestPartsPurgedAfterFinalizerFailure(t *testing.T) {
 		t.Fatalf("batch %s", b.Status)
 	}
 	checkAll(t, allResults(t, r.srv.URL, b), 40)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		parts, _ := rs.Do("EVAL", "return #redis.call('KEYS', 'blob:{part-*')", "0")
-		work, _ := rs.Do("EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "batch:{"+b.ID+"}:*")
-		if parts == ":0" && work == ":0" && fb.fails.Load() < 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("part blob keys %s, work keys %s left", parts, work)
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitNoPartBlobs(t, rs, b.ID)
+	if fb.fails.Load() >= 0 {
+		t.Fatal("no part deletion failed")
 	}
 }
 
@@ -202,17 +216,7 @@ func TestAmbiguousCommitFailures(t *testing.T) {
 				t.Fatalf("batch %s %+v after %d commits", b.Status, b.RequestCounts, lj.n.Load())
 			}
 			checkAll(t, allResults(t, r.srv.URL, b), 60)
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				parts, _ := rs.Do("EVAL", "return #redis.call('KEYS', 'blob:{part-*')", "0")
-				if parts == ":0" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s part blob keys left", parts)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitNoPartBlobs(t, rs, b.ID)
 		})
 	}
 }
