@@ -46,9 +46,10 @@ type Config struct {
 	LeaseTTL time.Duration
 	// PollInterval is how often a worker looks for work. Default 500ms.
 	PollInterval time.Duration
-	// FlushLines and FlushInterval bound how many finished lines, or how long, a worker
+	// FlushLines and FlushInterval bound how many finished lines, or how long, a chunk
 	// keeps results before writing and committing them (what a crash can re-execute).
-	// Defaults 32 lines and 500ms.
+	// Defaults ChunkLines/MaxChunks lines (32 with the other defaults), so the finished but
+	// uncommitted lines of all of a replica's chunks never exceed one chunk, and 500ms.
 	FlushLines    int
 	FlushInterval time.Duration
 	// RetryAttempts is how many times a line failing with ErrRetryable is tried before it
@@ -79,7 +80,6 @@ const (
 	DefaultChunkLines            = 64
 	DefaultLeaseTTL              = 15 * time.Second
 	DefaultPollInterval          = 500 * time.Millisecond
-	DefaultFlushLines            = 32
 	DefaultFlushInterval         = 500 * time.Millisecond
 	DefaultRetryAttempts         = 5
 	DefaultRetryBackoff          = time.Second
@@ -102,7 +102,7 @@ func (c Config) withDefaults() Config {
 	c.MaxChunks = cmp.Or(c.MaxChunks, c.MaxConcurrentRequests/c.ChunkLines+2)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
-	c.FlushLines = cmp.Or(c.FlushLines, DefaultFlushLines)
+	c.FlushLines = cmp.Or(c.FlushLines, max(1, c.ChunkLines/max(1, c.MaxChunks)))
 	c.FlushInterval = cmp.Or(c.FlushInterval, DefaultFlushInterval)
 	c.RetryAttempts = cmp.Or(c.RetryAttempts, DefaultRetryAttempts)
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
