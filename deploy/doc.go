@@ -14,6 +14,8 @@
 //   - commands_test.go runs every vllm-proxy command line of those files (with their
 //     environment, Secret and ConfigMap) through the real binary, which must accept
 //     their flags, variables and config file.
+//   - probes_test.go asks the real binary the Deployment's probe paths: readiness 503
+//     and liveness 200 when no backend is healthy.
 //   - monitoring_test.go builds vllm-proxy, runs it with simulators and a real
 //     redis-server, scrapes /metrics after interactive traffic and a batch, and checks
 //     that every query of every Grafana dashboard and alert rule in examples/monitoring
