@@ -57,6 +57,7 @@ declare -A WL_FLAGS=(
 )
 
 PIDS=()
+PROXY_PORTS=()
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -129,6 +130,7 @@ start_proxy() {
 	"$BIN_DIR/vllm-proxy" -q -L json serve --config "$cfg" --batch-workers=false \
 		>>"$RUN/proxy-$port.log" 2>&1 &
 	PIDS+=($!)
+	PROXY_PORTS+=("$port")
 	wait_url "http://127.0.0.1:$port/health"
 	# ready when the model is routable
 	local i
@@ -155,6 +157,17 @@ start_watch() { # interval, then -group flags
 }
 
 stop_watch() { kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; }
+
+# save_proxy_metrics NAME: the /metrics page of every proxy started since the last call
+# (decision reasons, prefix lookup sources, Redis errors) into $RUN/proxy-metrics/NAME-PORT.prom.
+save_proxy_metrics() {
+	local port
+	mkdir -p "$RUN/proxy-metrics"
+	for port in "${PROXY_PORTS[@]}"; do
+		curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" >"$RUN/proxy-metrics/$1-$port.prom" 2>/dev/null || true
+	done
+	PROXY_PORTS=()
+}
 
 metrics_list() { sed 's|$|/metrics|' | paste -sd, -; }
 
@@ -187,6 +200,7 @@ compare() {
 				local sims=("${SIMS[@]}")
 				start_redis "$((base + 6))"
 				start_proxy "$((base + 5))" "redis://127.0.0.1:$((base + 6))/0" "$p" "${sims[@]}"
+				PROXY_PORTS=()
 				targets+=("http://127.0.0.1:$((base + 5))/v1")
 				local m
 				m=$(printf '%s\n' "${sims[@]}" | metrics_list)
@@ -198,6 +212,12 @@ compare() {
 			start_watch 250ms "${groups[@]}"
 			run_bench "$(IFS=,; echo "${targets[*]}")" "$(IFS=,; echo "${scrapes[*]}")" "$wl" -d "$DURATION" || log "bench failed (see $RUN/bench.log)"
 			stop_watch
+			i=0
+			for p in $POLICIES; do
+				PROXY_PORTS=("$((BASE_PORT + 10 * i + 5))")
+				save_proxy_metrics "$p"
+				i=$((i + 1))
+			done
 			machine >>"$RUN/machine"
 			cleanup
 		done
@@ -230,13 +250,18 @@ replicas() {
 			machine >"$RUN/machine"
 			start_redis "$((BASE_PORT + 66))"
 			start_replicas "$((BASE_PORT + 100))" 1 "redis://127.0.0.1:$((BASE_PORT + 66))/0"
-			local t1=$SPLIT_URL m1=$REP_METRICS
+			local t1=$SPLIT_URL m1=$REP_METRICS p1=("${PROXY_PORTS[@]}")
+			PROXY_PORTS=()
 			start_replicas "$((BASE_PORT + 110))" 3 "redis://127.0.0.1:$((BASE_PORT + 66))/1"
-			local t3=$SPLIT_URL m3=$REP_METRICS
+			local t3=$SPLIT_URL m3=$REP_METRICS p3=("${PROXY_PORTS[@]}")
 			printf '1-replica %s %s\n3-replicas %s %s\n' "$t1" "$m1" "$t3" "$m3" >"$RUN/targets"
 			start_watch 1s -group "1-replica=$m1" -group "3-replicas=$m3"
 			run_bench "$t1,$t3" "$m1,$m3" "$wl" -d "$DURATION" || log "bench failed (see $RUN/bench.log)"
 			stop_watch
+			PROXY_PORTS=("${p1[@]}")
+			save_proxy_metrics 1-replica
+			PROXY_PORTS=("${p3[@]}")
+			save_proxy_metrics 3-replicas
 			machine >>"$RUN/machine"
 			cleanup
 		done
@@ -267,6 +292,7 @@ redis_kill() {
 		start_redis "$rport"
 		wait "$bench" || log "bench failed (see $RUN/bench.log)"
 		stop_watch
+		save_proxy_metrics 3-replicas
 		machine >>"$RUN/machine"
 		cleanup
 	done

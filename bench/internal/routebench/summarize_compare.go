@@ -102,6 +102,7 @@ func summarizeCompare(p *printer, byWL map[string][]*run) {
 		}
 		p.f("\n")
 		compareGoals(p, wl, runs)
+		printProxyCounters(p, runs, names)
 	}
 }
 

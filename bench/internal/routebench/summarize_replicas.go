@@ -46,6 +46,7 @@ func summarizeReplicas(p *printer, byWL map[string][]*run) {
 			}
 		}
 		p.goals([]goal{{"\\|3-replica hit rate ÷ 1-replica − 1\\| ≤ 0.02", rel, func(v float64) bool { return v <= 0.02 }, 3}})
+		printProxyCounters(p, runs, runs[0].names)
 	}
 }
 
@@ -199,4 +200,5 @@ func summarizeRedisKill(p *printer, byWL map[string][]*run) {
 	p.f("| Redis down | %s | %s |\n", fmtNum(median(down), 3), listNum(down, 3))
 	p.f("| after the restart (first 5 s skipped) | %s | %s |\n", fmtNum(median(after), 3), listNum(after, 3))
 	p.f("| client errors (total per run) | %s | %s |\n\n", fmtNum(median(errs), 0), listNum(errs, 0))
+	printProxyCounters(p, runs, []string{"3-replicas"})
 }

@@ -153,9 +153,30 @@ func TestSummarizeReplicas(t *testing.T) {
 	for i, h3 := range []float64{0.89, 0.80, 0.895} { // |h3/0.9-1| = 0.011, 0.111, 0.006
 		rep := bench.Report{Workload: "multi-turn", Targets: []bench.TargetReport{
 			target(10, 1, 0.9, 0.95, 1, 0), target(10, 1, h3, 0.95, 1, 0)}}
-		writeRun(t, filepath.Join(dir, "replicas", "multi-turn", string(rune('1'+i))), rep, []string{"1-replica", "3-replicas"}, nil, "")
+		rd := filepath.Join(dir, "replicas", "multi-turn", string(rune('1'+i)))
+		writeRun(t, rd, rep, []string{"1-replica", "3-replicas"}, nil, "")
+		if err := os.MkdirAll(filepath.Join(rd, "proxy-metrics"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		prom := `# TYPE vllm_proxy_routing_decisions_total counter
+vllm_proxy_routing_decisions_total{policy="cache_aware",reason="affinity"} 6
+vllm_proxy_routing_decisions_total{policy="cache_aware",reason="cold_placement"} 2
+# TYPE vllm_proxy_state_prefix_lookups_total counter
+vllm_proxy_state_prefix_lookups_total{source="redis"} 3
+vllm_proxy_state_prefix_lookups_total{source="budget"} 1
+# TYPE vllm_proxy_redis_errors_total counter
+vllm_proxy_redis_errors_total{op="lookup"} 2
+`
+		for _, port := range []string{"19615", "19616"} {
+			if err := os.WriteFile(filepath.Join(rd, "proxy-metrics", "3-replicas-"+port+".prom"), []byte(prom), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	out := summarizeDir(t, dir)
+	if !strings.Contains(out, "| 3-replicas | 0.750 | 0.000 | 0.250 | 0.000 | 0.750 | 0.000 | 0.250 | 12 |") {
+		t.Errorf("proxy counters wrong (6 files, 2 Redis errors each):\n%s", out)
+	}
 	if !strings.Contains(out, "| \\|3-replica hit rate ÷ 1-replica − 1\\| ≤ 0.02 | 0.011 | 0.011 · 0.111 · 0.006 | yes |") {
 		t.Errorf("replica goal wrong:\n%s", out)
 	}
