@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/vllm-proxy/vllm-proxy/sim"
 )
@@ -347,5 +352,55 @@ func TestBatchSubmitInterrupted(t *testing.T) {
 	}
 	if _, stdout, _ := cli(t, nil, "batch", "status", id[1], "--url", base); !regexp.MustCompile(`status:\s+in_progress`).MatchString(stdout) {
 		t.Errorf("the batch did not go on:\n%s", stdout)
+	}
+}
+
+// TestBatchSubmitTerminal runs submit --wait in a child process on a pseudo-terminal:
+// the progress line is redrawn in place (carriage return, erase to end of line) rather
+// than printed once per change, and ends with the completed line and a newline.
+func TestBatchSubmitTerminal(t *testing.T) {
+	base := slowStack(t)
+	in := writeLines(t, 40, "m")
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 24, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "batch", "submit", in, "--url", base, "--wait", "-o", t.TempDir(), "--poll-interval", "50ms")
+	cmd.Env = []string{runMainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TERM=xterm"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var screen syncBuffer
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); _, _ = io.Copy(&screen, ptmx) }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("submit --wait: %v\n%q", err, screen.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("submit --wait still running after 60 s: %q (%v)", screen.String(), <-exited)
+	}
+	_ = tty.Close()
+	<-readDone
+	out := screen.String()
+	redraws := regexp.MustCompile(`\rbatch_\S+ \S+ \[[ =>]*\][^\r\n]*\x1b\[K`).FindAllStringIndex(out, -1)
+	done := regexp.MustCompile(`\rbatch_\S+ completed \[=+\] 40/40 100%\x1b\[K\r?\n`).FindStringIndex(out)
+	switch {
+	case len(redraws) < 3:
+		t.Errorf("%d in-place redraws of the progress line, want several:\n%q", len(redraws), out)
+	case done == nil:
+		t.Errorf("the progress does not end with the completed line and a newline:\n%q", out)
+	case strings.Contains(out[redraws[0][0]:done[0]], "\n"):
+		t.Errorf("the progress line was not redrawn in place (a newline between redraws):\n%q", out[redraws[0][0]:done[1]])
 	}
 }
