@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Batch API benchmarks for docs/BENCHMARKS.md ("Batch API"). Each run starts a fresh stack:
 # one redis-server (no persistence), two `vllm-proxy sim --instant` backends and two
-# `vllm-proxy serve` replicas on that Redis, both running batch workers; then
+# `vllm-proxy serve` replicas on that Redis (backends of capacity 256, the simulators'
+# max-num-seqs; default batch and backpressure settings), both running batch workers; then
 # scripts/benchbatch uploads through replica 0, creates the batch there, polls it through
 # replica 1 and prints one JSON line of figures. The stack is torn down after every run.
 #
@@ -50,9 +51,18 @@ start_stack() {
 	[ -n "${FILES_DIR:-}" ] && rm -rf "$FILES_DIR" && extra=(--files-dir "$FILES_DIR")
 	# shellcheck disable=SC2206 # SERVE_ARGS is split on purpose
 	[ -n "${SERVE_ARGS:-}" ] && extra+=(${SERVE_ARGS})
+	# capacity = the simulators' max-num-seqs (256), as docs/CONFIG.md asks: batch
+	# backpressure budgets each backend's capacity minus 2 reserved slots.
+	cat >"$OUT/serve.yaml" <<-EOF
+		backends:
+		  - url: http://127.0.0.1:$S1
+		    capacity: 256
+		  - url: http://127.0.0.1:$S2
+		    capacity: 256
+	EOF
 	for p in $A $B; do
 		"$VP" serve -R "redis://127.0.0.1:$RP/0" --listen "127.0.0.1:$p" -q "${extra[@]}" \
-			--backend "http://127.0.0.1:$S1,http://127.0.0.1:$S2" >"$OUT/serve-$p.log" 2>&1 &
+			--config "$OUT/serve.yaml" >"$OUT/serve-$p.log" 2>&1 &
 		PIDS+=($!)
 	done
 	SERVE_PIDS="${PIDS[3]},${PIDS[4]}"
