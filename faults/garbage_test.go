@@ -29,6 +29,9 @@ const (
 	tapClose     = "close at once"     // the connection closes before any byte
 	tapTruncated = "truncated body"    // 200 with Content-Length 4096 and 40 bytes, then close
 	tapBadChunk  = "bad chunked frame" // 200 chunked with a malformed chunk size
+	// tapOverloaded answers every other inference request with an OpenAI-shaped 503 and
+	// passes the rest to the simulator.
+	tapOverloaded = "overloaded"
 )
 
 func startGarbageTap(t *testing.T, kind string, upstream *sim.Server) *garbageTap {
@@ -45,7 +48,17 @@ func startGarbageTap(t *testing.T, kind string, upstream *sim.Server) *garbageTa
 			rp.ServeHTTP(w, r)
 			return
 		}
-		g.hits.Add(1)
+		if n := g.hits.Add(1); kind == tapOverloaded {
+			if n%2 == 0 {
+				rp.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"message":"server overloaded","type":"ServiceUnavailableError","param":null,"code":503}}`))
+			return
+		}
 		conn, buf, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			t.Errorf("hijack: %v", err)
