@@ -9,7 +9,11 @@
 #
 # A failure leaves the crashing input in <pkg>/testdata/fuzz/<Target>/ (commit it as a
 # regression seed once fixed) and makes the script exit 1 after running the rest.
-set -euo pipefail
+#
+# A target that ends with a bare "context deadline exceeded" and writes no failing input
+# hit a race in Go's fuzz coordinator at the -fuzztime deadline (golang/go#75804, fixed
+# in go1.27): it is reported as a flake, not a failure.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-60s}
@@ -23,7 +27,10 @@ else
 fi
 
 failed=()
+flaked=()
 total=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for dir in "${dirs[@]}"; do
 	dir=${dir%/}
 	mapfile -t targets < <(grep -h -o -E '^func Fuzz[A-Za-z0-9_]*\(' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(/\1/' | sort -u)
@@ -34,13 +41,21 @@ for dir in "${dirs[@]}"; do
 		if [ -n "$PARALLEL" ]; then
 			args+=(-parallel "$PARALLEL")
 		fi
-		if ! go "${args[@]}" "./${dir#./}/"; then
+		if go "${args[@]}" "./${dir#./}/" 2>&1 | tee "$out"; then
+			continue
+		fi
+		if grep -q 'context deadline exceeded' "$out" && ! grep -q -e 'Failing input written to' -e 'panic:' "$out"; then
+			flaked+=("$dir $t")
+		else
 			failed+=("$dir $t")
 		fi
 	done
 done
 
-echo "=== $total fuzz targets run, ${#failed[@]} failed"
+echo "=== $total fuzz targets run, ${#failed[@]} failed, ${#flaked[@]} hit the fuzztime deadline race (golang/go#75804)"
+if [ "${#flaked[@]}" -gt 0 ]; then
+	printf 'FLAKE (no failing input): %s\n' "${flaked[@]}"
+fi
 if [ "${#failed[@]}" -gt 0 ]; then
 	printf 'FAILED: %s\n' "${failed[@]}"
 	exit 1
