@@ -25,6 +25,22 @@ type remoteFlags struct {
 	Timeout time.Duration `name:"timeout" default:"30s" placeholder:"DURATION" help:"Limit of each API call other than file uploads and downloads. Default: ${default}."`
 }
 
+// check reports bad remote flags before anything is sent (the command exits 2).
+func (f remoteFlags) check() error {
+	if err := (client.Config{URL: f.URL, APIKey: f.APIKey, Timeout: f.Timeout}).Validate(); err != nil {
+		return fmt.Errorf("--url/--timeout: %w", err)
+	}
+	return nil
+}
+
+// check reports a bad --poll-interval (the command exits 2).
+func (f followFlags) check() error {
+	if f.PollInterval <= 0 {
+		return fmt.Errorf("--poll-interval %s: must be positive", f.PollInterval)
+	}
+	return nil
+}
+
 func (f remoteFlags) client() (*client.Client, error) {
 	c, err := client.New(client.Config{URL: f.URL, APIKey: f.APIKey, Timeout: f.Timeout})
 	if err != nil {
@@ -264,7 +280,7 @@ func (l *BatchListCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	bs, err := c.ListBatches(app.Ctx, max(l.Limit, 1))
+	bs, err := c.ListBatches(app.Ctx, l.Limit)
 	if err != nil {
 		return err
 	}
@@ -396,3 +412,27 @@ func unixTime(sec int64) string {
 	}
 	return time.Unix(sec, 0).Local().Format(time.DateTime)
 }
+
+// The prepare methods check each command's flags before it runs; any problem exits 2.
+
+func (s *BatchSubmitCmd) prepare(*App, func(string) source) error {
+	return errors.Join(s.remoteFlags.check(), s.followFlags.check())
+}
+
+func (l *BatchListCmd) prepare(*App, func(string) source) error {
+	var err error
+	if l.Limit < 1 {
+		err = fmt.Errorf("--limit %d: must be at least 1", l.Limit)
+	}
+	return errors.Join(l.remoteFlags.check(), err)
+}
+
+func (s *BatchStatusCmd) prepare(*App, func(string) source) error {
+	return errors.Join(s.remoteFlags.check(), s.followFlags.check())
+}
+
+func (cc *BatchCancelCmd) prepare(*App, func(string) source) error {
+	return errors.Join(cc.remoteFlags.check(), cc.followFlags.check())
+}
+
+func (d *BatchDownloadCmd) prepare(*App, func(string) source) error { return d.remoteFlags.check() }

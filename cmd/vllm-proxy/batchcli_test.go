@@ -236,7 +236,11 @@ func TestRemoteCommandErrors(t *testing.T) {
 		{[]string{"batch", "submit", "/does/not/exist.jsonl"}, nil, 2, "does/not/exist.jsonl"},
 		{[]string{"batch", "status"}, nil, 2, "expected \"<id>\""},
 		{[]string{"batch", "list", "--timeout", "soon"}, nil, 2, "--timeout"},
-		{[]string{"files", "list"}, map[string]string{"VLLM_PXY_URL": "ftp://x"}, 1, "want http://host:port"},
+		{[]string{"files", "list"}, map[string]string{"VLLM_PXY_URL": "ftp://x"}, 2, "want http://host:port"},
+		{[]string{"files", "delete", "f", "--timeout=-1s"}, nil, 2, "must not be negative"},
+		{[]string{"batch", "status", "b", "--wait", "--poll-interval", "0s"}, nil, 2, "--poll-interval 0s: must be positive"},
+		{[]string{"batch", "list", "--limit", "0"}, nil, 2, "--limit 0: must be at least 1"},
+		{[]string{"top", "-i", "0s", "--url", "x"}, nil, 2, "--interval 0s: must be positive"},
 		{[]string{"files", "list", "--url", "http://127.0.0.1:1"}, nil, 1, "127.0.0.1:1"},
 		{[]string{"top", "--once", "--url", "http://127.0.0.1:1"}, nil, 1, "127.0.0.1:1"},
 	} {

@@ -61,3 +61,9 @@ func (d *FilesDeleteCmd) Run(app *App) error {
 	}
 	return errors.Join(errs...)
 }
+
+// prepare checks the flags before anything is sent; a problem exits 2.
+func (l *FilesListCmd) prepare(*App, func(string) source) error { return l.remoteFlags.check() }
+
+// prepare checks the flags before anything is sent; a problem exits 2.
+func (d *FilesDeleteCmd) prepare(*App, func(string) source) error { return d.remoteFlags.check() }

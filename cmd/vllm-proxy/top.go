@@ -36,11 +36,17 @@ const (
 	escEOS   = "\x1b[J"
 )
 
+// prepare checks the flags before anything starts; a problem exits 2.
+func (t *TopCmd) prepare(*App, func(string) source) error {
+	var err error
+	if t.Interval <= 0 {
+		err = fmt.Errorf("--interval %s: must be positive", t.Interval)
+	}
+	return errors.Join(t.remoteFlags.check(), err)
+}
+
 // Run shows the view until q, Ctrl-C, SIGINT or SIGTERM.
 func (t *TopCmd) Run(app *App) error {
-	if t.Interval <= 0 {
-		return fmt.Errorf("--interval %s: must be positive", t.Interval)
-	}
 	c, err := t.client()
 	if err != nil {
 		return err
