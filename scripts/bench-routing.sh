@@ -14,7 +14,8 @@
 # replicas:   cache_aware behind a round-robin splitter (`routebench split`) over 1 and
 #             over 3 proxy replicas sharing one Redis, each with its own 4 simulators;
 #             one bench invocation with both splitters as targets.
-# redis-kill: cache_aware, 3 replicas behind the splitter, one long shared-prefix run;
+# redis-kill: cache_aware, 3 replicas behind the splitter, one long run per workload
+#             (KILL_WORKLOADS, default shared-prefix and multi-turn);
 #             Redis is killed at 1/3 of the run and restarted at 2/3; the watch file gives
 #             the engine hit rate per interval.
 #
@@ -269,32 +270,34 @@ replicas() {
 }
 
 redis_kill() {
-	local rep secs
+	local rep secs wl
 	secs=${KILL_RUN_SECONDS:-90}
 	for rep in $(seq "$REPEATS"); do
-		RUN=$OUT/redis-kill/$rep
-		mkdir -p "$RUN"
-		SEED=$rep
-		log "redis-kill repeat $rep"
-		machine >"$RUN/machine"
-		local rport=$((BASE_PORT + 76))
-		start_redis "$rport"
-		start_replicas "$((BASE_PORT + 120))" 3 "redis://127.0.0.1:$rport/0"
-		echo "3-replicas $SPLIT_URL $REP_METRICS" >"$RUN/targets"
-		start_watch 1s -group "3-replicas=$REP_METRICS"
-		run_bench "$SPLIT_URL" "$REP_METRICS" shared-prefix -d "${secs}s" --out-csv "$RUN/requests.csv" &
-		local bench=$!
-		sleep $((secs / 3))
-		echo "kill $(date -u +%s.%N)" >>"$RUN/events"
-		kill -9 "$REDIS_PID"
-		sleep $((secs / 3))
-		echo "restart $(date -u +%s.%N)" >>"$RUN/events"
-		start_redis "$rport"
-		wait "$bench" || log "bench failed (see $RUN/bench.log)"
-		stop_watch
-		save_proxy_metrics 3-replicas
-		machine >>"$RUN/machine"
-		cleanup
+		for wl in ${KILL_WORKLOADS:-shared-prefix multi-turn}; do
+			RUN=$OUT/redis-kill/$wl/$rep
+			mkdir -p "$RUN"
+			SEED=$rep
+			log "redis-kill $wl repeat $rep"
+			machine >"$RUN/machine"
+			local rport=$((BASE_PORT + 76))
+			start_redis "$rport"
+			start_replicas "$((BASE_PORT + 120))" 3 "redis://127.0.0.1:$rport/0"
+			echo "3-replicas $SPLIT_URL $REP_METRICS" >"$RUN/targets"
+			start_watch 1s -group "3-replicas=$REP_METRICS"
+			run_bench "$SPLIT_URL" "$REP_METRICS" "$wl" -d "${secs}s" --out-csv "$RUN/requests.csv" &
+			local bench=$!
+			sleep $((secs / 3))
+			echo "kill $(date -u +%s.%N)" >>"$RUN/events"
+			kill -9 "$REDIS_PID"
+			sleep $((secs / 3))
+			echo "restart $(date -u +%s.%N)" >>"$RUN/events"
+			start_redis "$rport"
+			wait "$bench" || log "bench failed (see $RUN/bench.log)"
+			stop_watch
+			save_proxy_metrics 3-replicas
+			machine >>"$RUN/machine"
+			cleanup
+		done
 	done
 }
 

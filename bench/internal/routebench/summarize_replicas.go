@@ -83,6 +83,7 @@ func events(dir string) (kill, restart float64) {
 // between consecutive bucket boundaries (ticks where every backend was scraped).
 type hitSeries struct {
 	start  float64   // Unix time of the first tick
+	lo, hi []float64 // bucket bounds, seconds since start
 	rates  []float64 // per bucket
 	tokens []float64 // prompt tokens queried per bucket
 }
@@ -123,6 +124,7 @@ func (r *run) hitSeries() hitSeries {
 			continue
 		}
 		dq, dh := a.q-prev.q, a.h-prev.h
+		s.lo, s.hi = append(s.lo, prev.unix-s.start), append(s.hi, a.unix-s.start)
 		s.rates = append(s.rates, div(dh, dq))
 		s.tokens = append(s.tokens, dq)
 		prev = a
@@ -131,11 +133,13 @@ func (r *run) hitSeries() hitSeries {
 }
 
 func summarizeRedisKill(p *printer, byWL map[string][]*run) {
-	var runs []*run
-	for _, rs := range byWL {
-		runs = append(runs, rs...)
+	for _, wl := range sortedWorkloads(byWL) {
+		redisKill(p, wl, byWL[wl])
 	}
-	p.f("### Redis killed mid-run (cache_aware, 3 replicas)\n\n%d run(s); machine load average (1 min) at start/end of each: %s.\n\n", len(runs), machineLoads(runs))
+}
+
+func redisKill(p *printer, wl string, runs []*run) {
+	p.f("### Redis killed mid-run (cache_aware, 3 replicas, %s)\n\n%d run(s); machine load average (1 min) at start/end of each: %s.\n\n", wl, len(runs), machineLoads(runs))
 	series := make([]hitSeries, len(runs))
 	kills, restarts := make([]float64, len(runs)), make([]float64, len(runs))
 	var before, down, after, errs []float64
@@ -147,13 +151,13 @@ func summarizeRedisKill(p *printer, byWL map[string][]*run) {
 		n = max(n, len(series[i].rates))
 		var b, d, a []float64
 		for j, v := range series[i].rates {
-			end := float64((j + 1) * bucketSeconds)
+			lo, hi := series[i].lo[j], series[i].hi[j]
 			switch {
-			case end <= kills[i] && end > kills[i]-4*bucketSeconds:
+			case hi <= kills[i] && hi > kills[i]-20:
 				b = append(b, v)
-			case end > kills[i] && end <= restarts[i]:
+			case lo >= kills[i] && hi <= restarts[i]:
 				d = append(d, v)
-			case end > restarts[i]+bucketSeconds:
+			case lo >= restarts[i]+bucketSeconds:
 				a = append(a, v)
 			}
 		}
@@ -164,8 +168,10 @@ func summarizeRedisKill(p *printer, byWL map[string][]*run) {
 		}
 		errs = append(errs, float64(e))
 	}
-	p.f("Redis killed at %s s and restarted at %s s after the watch started (per run).\n\n", listNum(kills, 0), listNum(restarts, 0))
-	p.f("| interval (s) |")
+	p.f("Redis killed at %s s and restarted at %s s after the watch started (per run). "+
+		"Each interval is Δhits/Δqueries of the 4 simulators between two scrapes ~%d s apart; "+
+		"the Redis column is run 1's.\n\n", listNum(kills, 1), listNum(restarts, 1), bucketSeconds)
+	p.f("| interval (s, run 1) |")
 	for i := range runs {
 		p.f(" run %d hit rate |", i+1)
 	}
@@ -175,8 +181,11 @@ func summarizeRedisKill(p *printer, byWL map[string][]*run) {
 	}
 	p.f("---|\n")
 	for j := range n {
-		lo, hi := float64(j*bucketSeconds), float64((j+1)*bucketSeconds)
-		p.f("| %3.0f–%3.0f |", lo, hi)
+		lo, hi := math.NaN(), math.NaN()
+		if j < len(series[0].lo) {
+			lo, hi = series[0].lo[j], series[0].hi[j]
+		}
+		p.f("| %s–%s |", fmtNum(lo, 0), fmtNum(hi, 0))
 		for i := range runs {
 			v := math.NaN()
 			if j < len(series[i].rates) {
@@ -197,8 +206,8 @@ func summarizeRedisKill(p *printer, byWL map[string][]*run) {
 	}
 	p.f("\n| phase | median hit rate | runs |\n|---|---:|---|\n")
 	p.f("| last 20 s before the kill | %s | %s |\n", fmtNum(median(before), 3), listNum(before, 3))
-	p.f("| Redis down | %s | %s |\n", fmtNum(median(down), 3), listNum(down, 3))
-	p.f("| after the restart (first 5 s skipped) | %s | %s |\n", fmtNum(median(after), 3), listNum(after, 3))
+	p.f("| Redis down (whole intervals) | %s | %s |\n", fmtNum(median(down), 3), listNum(down, 3))
+	p.f("| after the restart (from 5 s on) | %s | %s |\n", fmtNum(median(after), 3), listNum(after, 3))
 	p.f("| client errors (total per run) | %s | %s |\n\n", fmtNum(median(errs), 0), listNum(errs, 0))
 	printProxyCounters(p, runs, []string{"3-replicas"})
 }

@@ -131,15 +131,16 @@ func TestSummarizeRedisKill(t *testing.T) {
 	writeRun(t, filepath.Join(dir, "redis-kill", "1"), rep, []string{"3-replicas"}, ticks, "kill 1010.0\nrestart 1020.0\n")
 	out := summarizeDir(t, dir)
 	for _, want := range []string{
-		"Redis killed at 10 s and restarted at 20 s",
-		"|   0–  5 | 0.900 | up |",
-		"|   5– 10 | 0.900 | killed |",
-		"|  10– 15 | 0.500 | **down** |",
-		"|  15– 20 | 0.500 | restarted |",
-		"|  25– 30 | 0.800 | up |",
+		"Redis killed at 10.0 s and restarted at 20.0 s",
+		"### Redis killed mid-run (cache_aware, 3 replicas, shared-prefix)",
+		"| 0–5 | 0.900 | up |",
+		"| 5–10 | 0.900 | killed |",
+		"| 10–15 | 0.500 | **down** |",
+		"| 15–20 | 0.500 | restarted |",
+		"| 25–30 | 0.800 | up |",
 		"| last 20 s before the kill | 0.900 |",
-		"| Redis down | 0.500 |",
-		"| after the restart (first 5 s skipped) | 0.800 |",
+		"| Redis down (whole intervals) | 0.500 |",
+		"| after the restart (from 5 s on) | 0.800 |",
 		"| client errors (total per run) | 0 | 0 |",
 	} {
 		if !strings.Contains(out, want) {
