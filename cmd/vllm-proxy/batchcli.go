@@ -424,7 +424,7 @@ func (l *BatchListCmd) prepare(*App, func(string) source) error {
 	if l.Limit < 1 {
 		err = fmt.Errorf("--limit %d: must be at least 1", l.Limit)
 	}
-	return errors.Join(l.remoteFlags.check(), err)
+	return errors.Join(l.check(), err)
 }
 
 func (s *BatchStatusCmd) prepare(*App, func(string) source) error {
@@ -435,4 +435,4 @@ func (cc *BatchCancelCmd) prepare(*App, func(string) source) error {
 	return errors.Join(cc.remoteFlags.check(), cc.followFlags.check())
 }
 
-func (d *BatchDownloadCmd) prepare(*App, func(string) source) error { return d.remoteFlags.check() }
+func (d *BatchDownloadCmd) prepare(*App, func(string) source) error { return d.check() }

@@ -63,7 +63,7 @@ func (d *FilesDeleteCmd) Run(app *App) error {
 }
 
 // prepare checks the flags before anything is sent; a problem exits 2.
-func (l *FilesListCmd) prepare(*App, func(string) source) error { return l.remoteFlags.check() }
+func (l *FilesListCmd) prepare(*App, func(string) source) error { return l.check() }
 
 // prepare checks the flags before anything is sent; a problem exits 2.
-func (d *FilesDeleteCmd) prepare(*App, func(string) source) error { return d.remoteFlags.check() }
+func (d *FilesDeleteCmd) prepare(*App, func(string) source) error { return d.check() }

@@ -42,7 +42,7 @@ func (t *TopCmd) prepare(*App, func(string) source) error {
 	if t.Interval <= 0 {
 		err = fmt.Errorf("--interval %s: must be positive", t.Interval)
 	}
-	return errors.Join(t.remoteFlags.check(), err)
+	return errors.Join(t.check(), err)
 }
 
 // Run shows the view until q, Ctrl-C, SIGINT or SIGTERM.
