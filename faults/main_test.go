@@ -24,6 +24,14 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	flag.Parse()
+	// The cases mostly wait (lease expiry, header timeouts, outages) rather than
+	// compute, so more of them may overlap than the default -parallel (GOMAXPROCS)
+	// allows; an explicit -parallel wins.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "6")
+	}
 	switch {
 	case fuzzing():
 		// Fuzz targets run in-process; fuzz workers re-run TestMain, so no build.
