@@ -239,3 +239,53 @@ func TestStreamDroppedMidway(t *testing.T) {
 	}
 	result(t, "streams=%d cut=%d (each ended by an error event); non-streaming %s", len(streams), cut, st.Summary())
 }
+
+// TestBackendHangsStreaming (long form only: it waits out the 15 s stream header
+// timeout): one of two backends accepts requests and never answers; clients stream.
+// Expected: a stream whose first attempt lands on the hung backend is retried on the
+// other once the proxy's stream header timeout (15 s, not configurable from the file)
+// passes, so every stream completes cleanly, none later than ~20 s.
+func TestBackendHangsStreaming(t *testing.T) {
+	if !long() {
+		t.Skip("long form only (waits out the 15 s stream header timeout): VLLM_PXY_FAULTS=long")
+	}
+	t.Parallel()
+	good := startSim(t, sim.Config{DecodeStepMs: 2})
+	hung := startSim(t, sim.Config{Faults: sim.Faults{HangRate: 1}})
+	px, _ := startProxy(t, "proxy", proxyConfig{Backends: []string{good.URL(), hung.URL()},
+		Routing: "  policy: round_robin\n  request_timeout: 60s\n  max_fails: 1000\n"}, "", nil, procOpts{})
+	c := newClient(t)
+
+	n := 8
+	results := make([]streamResult, n)
+	took := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+			defer cancel()
+			results[i] = streamChat(ctx, c, px.URL, chatBody(i, 8, true), nil)
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	var slow int
+	var worst time.Duration
+	for i, r := range results {
+		worst = max(worst, took[i])
+		if took[i] > 10*time.Second {
+			slow++
+		}
+		if !r.Clean() {
+			t.Errorf("stream %d: %+v after %s", i, r, took[i])
+		}
+		if took[i] > 25*time.Second {
+			t.Errorf("stream %d took %s", i, took[i])
+		}
+	}
+	if slow == 0 {
+		t.Errorf("no stream waited for the hung backend: the test did not exercise the timeout")
+	}
+	result(t, "streams=%d all clean; %d waited out the hung backend, slowest %s", n, slow, worst.Round(100*time.Millisecond))
+}
