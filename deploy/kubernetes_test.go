@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
@@ -42,6 +43,8 @@ func newObject(apiVersion, kind string) any {
 		return &corev1.Secret{}
 	case "policy/v1 PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}
+	case "autoscaling/v2 HorizontalPodAutoscaler":
+		return &autoscalingv2.HorizontalPodAutoscaler{}
 	}
 	return nil
 }
@@ -168,6 +171,8 @@ func objName(o any) string {
 		return v.Name
 	case *policyv1.PodDisruptionBudget:
 		return v.Name
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return v.Name
 	}
 	return ""
 }
@@ -227,6 +232,16 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("PodDisruptionBudget does not select the Deployment's pods")
 	case pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() < 1 || pdb.Spec.MinAvailable.IntValue() >= 3:
 		t.Errorf("PodDisruptionBudget minAvailable = %v, want 1 or 2 of 3 (3 blocks every drain)", pdb.Spec.MinAvailable)
+	}
+
+	if hpa := find[autoscalingv2.HorizontalPodAutoscaler](ms, "vllm-proxy"); hpa != nil {
+		ref := hpa.Spec.ScaleTargetRef
+		if ref.Kind != "Deployment" || ref.Name != dep.Name || ref.APIVersion != "apps/v1" {
+			t.Errorf("the HorizontalPodAutoscaler scales %+v, not the Deployment", ref)
+		}
+		if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < *dep.Spec.Replicas || hpa.Spec.MaxReplicas < *hpa.Spec.MinReplicas {
+			t.Errorf("HorizontalPodAutoscaler min %v max %d: the floor must stay at the Deployment's %d replicas", hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas, *dep.Spec.Replicas)
+		}
 	}
 
 	svc := find[corev1.Service](ms, "vllm-proxy")
