@@ -16,6 +16,7 @@
 //     their flags, variables and config file.
 //   - probes_test.go asks the real binary the Deployment's probe paths: readiness 503
 //     and liveness 200 when no backend is healthy.
+//   - docs_test.go keeps docs/OPERATIONS.md's alert table and alerts.yml in step.
 //   - monitoring_test.go builds vllm-proxy, runs it with simulators and a real
 //     redis-server, scrapes /metrics after interactive traffic and a batch, and checks
 //     that every query of every Grafana dashboard and alert rule in examples/monitoring
