@@ -13,7 +13,7 @@ import (
 // examples/monitoring/alerts.yml, each with a known severity and a parseable "for".
 func TestOperationsDocMatchesAlerts(t *testing.T) {
 	doc := readText(t, "../docs/OPERATIONS.md")
-	documented := map[string]string{} // alert -> severity column
+	documented := map[string]string{}                                            // alert -> severity column
 	row := regexp.MustCompile("(?m)^\\| `([A-Za-z]+)` \\|[^|\n]*\\| (\\w+) \\|") // | alert | expression | severity |
 	for _, m := range row.FindAllStringSubmatch(doc, -1) {
 		documented[m[1]] = m[2]
