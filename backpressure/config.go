@@ -26,6 +26,7 @@ const (
 	DefaultReactInterval      = 100 * time.Millisecond
 	DefaultInteractiveReserve = 2
 	DefaultFloor              = 1
+	DefaultPeakWindow         = 10 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by the error [Config.Validate] returns.
@@ -56,6 +57,12 @@ type Config struct {
 	// Floor is the lowest target the table and the reserve can cut a backend to, so a
 	// batch always progresses (the seed's table ends at 1). Default 1; -1 means 0.
 	Floor int
+	// PeakWindow is how long ModeAdaptive remembers a backend's peak of interactive
+	// requests in flight: batch is admitted only into the room interactive traffic left
+	// at that peak, because a batch request admitted now holds its slot for a batch
+	// request's duration. The target rises again this long after interactive traffic
+	// fell. Default 10s; -1 means none (only the current count).
+	PeakWindow time.Duration
 	// Evict makes ModeAdaptive stop running batch requests when interactive traffic eats
 	// into a backend's reserve and batch holds more than its target: vLLM cannot preempt
 	// them for a waiting interactive request, so the newest ones (least work lost) are
@@ -83,6 +90,12 @@ func (c Config) withDefaults() Config {
 		c.InteractiveReserve = DefaultInteractiveReserve
 	case -1:
 		c.InteractiveReserve = 0
+	}
+	switch c.PeakWindow {
+	case 0:
+		c.PeakWindow = DefaultPeakWindow
+	case -1:
+		c.PeakWindow = 0
 	}
 	switch c.Floor {
 	case 0:
@@ -115,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.InteractiveReserve < -1 {
 		bad("interactive_reserve must be -1 (none) or more, got %d", c.InteractiveReserve)
+	}
+	if c.PeakWindow < -1 {
+		bad("peak_window must be -1 (none) or more, got %s", c.PeakWindow)
 	}
 	if c.Floor < -1 {
 		bad("floor must be -1 (zero) or more, got %d", c.Floor)

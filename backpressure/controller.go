@@ -72,6 +72,7 @@ type backendState struct {
 	published time.Time // when the target was last published to the budget
 	view      state.BudgetView
 	slots     map[*Slot]struct{} // this replica's slots on the backend (for eviction)
+	peak      peak               // recent peak of interactive in flight
 }
 
 // New builds a Controller over src and budget. log may be nil (discard); reg may be nil
@@ -212,7 +213,7 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 	defer c.mu.Unlock()
 	st := c.backends[backend]
 	if st == nil {
-		st = &backendState{target: -1, polled: math.NaN(), slots: map[*Slot]struct{}{}}
+		st = &backendState{target: -1, polled: math.NaN(), slots: map[*Slot]struct{}{}, peak: newPeak(c.cfg.PeakWindow)}
 		c.backends[backend] = st
 	}
 	var t int
@@ -223,7 +224,9 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 		}
 		t = c.cfg.pollTarget(s.Capacity, st.polled)
 	default:
-		t = c.cfg.adaptiveTarget(signals(s))
+		sig := signals(s)
+		sig.InteractivePeak = st.peak.observe(now, sig.Interactive)
+		t = c.cfg.adaptiveTarget(sig)
 	}
 	if st.target >= 0 && t < st.target {
 		c.m.throttles.WithLabelValues(backend).Inc()

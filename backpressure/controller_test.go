@@ -3,6 +3,7 @@ package backpressure
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -113,64 +114,77 @@ func TestWorkConservation(t *testing.T) {
 // TestReactsToInteractiveArrival: an interactive request picked on the backend lowers the
 // batch target for the very next slot request, with no time passing (no poll, no tick);
 // when the interactive requests end, the loop raises the target and wakes a batch
-// request waiting in Acquire within one ReactInterval.
+// request waiting in Acquire: within one ReactInterval without a peak window, and once
+// the peak has left the window with one.
 func TestReactsToInteractiveArrival(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, Config{ReactInterval: 100 * time.Millisecond, PollInterval: 2 * time.Second}, 8)
-		if err := r.ctl.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		defer r.ctl.Stop()
-		start := time.Now()
+	for _, tc := range []struct {
+		window   time.Duration
+		min, max time.Duration // when the waiting batch request gets its slot
+	}{
+		{-1, 0, 100 * time.Millisecond},
+		{2 * time.Second, 1700 * time.Millisecond, 2100 * time.Millisecond},
+	} {
+		t.Run(fmt.Sprint("window ", tc.window), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { reactsToInteractiveArrival(t, tc.window, tc.min, tc.max) })
+		})
+	}
+}
 
-		rels := r.fill(t) // 6: capacity 8 − reserve 2
-		if len(rels) != 6 {
-			t.Fatalf("idle: %d slots, want 6", len(rels))
-		}
-		releaseAll(rels[3:])
-		rels = rels[:3]
+func reactsToInteractiveArrival(t *testing.T, window, minWait, maxWait time.Duration) {
+	r := newRig(t, Config{ReactInterval: 100 * time.Millisecond, PollInterval: 2 * time.Second, PeakWindow: window}, 8)
+	if err := r.ctl.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.ctl.Stop()
+	start := time.Now()
 
-		picks := r.interactive(t, 3) // 3 interactive arrive: 8 − 2 − 3 = 3 left for batch
-		if _, ok := r.ctl.TryAcquire(t.Context(), backendURL); ok {
-			t.Fatal("a 4th batch slot was granted right after 3 interactive arrivals")
-		}
-		if got, _ := r.ctl.Target(backendURL); got != 3 {
-			t.Errorf("target after the arrivals = %d, want 3", got)
-		}
-		if d := time.Since(start); d != 0 {
-			t.Errorf("reaction took %s of virtual time, want none", d)
-		}
-		if n := testutil.ToFloat64(r.ctl.m.throttles.WithLabelValues(backendURL)); n < 1 {
-			t.Errorf("throttle events = %v, want at least 1", n)
-		}
+	rels := r.fill(t) // 6: capacity 8 − reserve 2
+	if len(rels) != 6 {
+		t.Fatalf("idle: %d slots, want 6", len(rels))
+	}
+	releaseAll(rels[3:])
+	rels = rels[:3]
 
-		// A batch request waits for a slot; the interactive requests end.
-		got := make(chan time.Time, 1)
-		go func() {
-			rel, err := r.ctl.Acquire(t.Context(), backendURL)
-			if err != nil {
-				t.Errorf("Acquire: %v", err)
-				return
-			}
-			got <- time.Now()
-			rel()
-		}()
-		synctest.Wait()
-		select {
-		case <-got:
-			t.Fatal("Acquire returned while the backend was at its target")
-		default:
+	picks := r.interactive(t, 3) // 3 interactive arrive: 8 − 2 − 3 = 3 left for batch
+	if _, ok := r.ctl.TryAcquire(t.Context(), backendURL); ok {
+		t.Fatal("a 4th batch slot was granted right after 3 interactive arrivals")
+	}
+	if got, _ := r.ctl.Target(backendURL); got != 3 {
+		t.Errorf("target after the arrivals = %d, want 3", got)
+	}
+	if d := time.Since(start); d != 0 {
+		t.Errorf("reaction took %s of virtual time, want none", d)
+	}
+	if n := testutil.ToFloat64(r.ctl.m.throttles.WithLabelValues(backendURL)); n < 1 {
+		t.Errorf("throttle events = %v, want at least 1", n)
+	}
+
+	// A batch request waits for a slot; the interactive requests end.
+	got := make(chan time.Time, 1)
+	go func() {
+		rel, err := r.ctl.Acquire(t.Context(), backendURL)
+		if err != nil {
+			t.Errorf("Acquire: %v", err)
+			return
 		}
-		ended := time.Now()
-		for _, p := range picks {
-			p.Done(routing.Outcome{Status: 200})
-		}
-		at := <-got
-		if d := at.Sub(ended); d > 100*time.Millisecond {
-			t.Errorf("the waiting batch request got its slot %s after interactive traffic left, want ≤ one ReactInterval", d)
-		}
-		releaseAll(rels)
-	})
+		got <- time.Now()
+		rel()
+	}()
+	synctest.Wait()
+	select {
+	case <-got:
+		t.Fatal("Acquire returned while the backend was at its target")
+	default:
+	}
+	ended := time.Now()
+	for _, p := range picks {
+		p.Done(routing.Outcome{Status: 200})
+	}
+	at := <-got
+	if d := at.Sub(ended); d < minWait || d > maxWait {
+		t.Errorf("the waiting batch request got its slot %s after interactive traffic left, want %s–%s", d, minWait, maxWait)
+	}
+	releaseAll(rels)
 }
 
 // TestAcquireWakesOnRelease: a batch request waiting for a full backend gets the slot

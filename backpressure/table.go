@@ -38,6 +38,9 @@ type Signals struct {
 	// proxy counts them (every replica's, through routing's load share): they change the
 	// moment a request is picked or ends.
 	Interactive, Batch int64
+	// InteractivePeak is the highest Interactive over the last Config.PeakWindow (never
+	// below Interactive); the reserve is kept on top of it.
+	InteractivePeak int64
 }
 
 // full is the backend's batch concurrency when nothing is in the way.
@@ -51,7 +54,7 @@ func (c Config) floorFor(capacity int) int { return min(c.Floor, c.full(capacity
 // adaptiveTarget is ModeAdaptive's target (c with defaults applied): the table fed with
 // the larger of the scraped waiting count and the queue the proxy's own counts imply
 // (interactive + batch in flight beyond capacity), then cut so batch, interactive in
-// flight and the reserve fit in the capacity; never below the floor.
+// flight at its recent peak and the reserve fit in the capacity; never below the floor.
 func (c Config) adaptiveTarget(s Signals) int {
 	full := c.full(s.Capacity)
 	waiting := max(s.Interactive+s.Batch-int64(s.Capacity), 0)
@@ -59,7 +62,7 @@ func (c Config) adaptiveTarget(s Signals) int {
 		waiting = max(waiting, int64(math.Ceil(s.Waiting)))
 	}
 	t := Table(int(min(waiting, math.MaxInt32)), full)
-	t = int(min(int64(t), int64(s.Capacity-c.InteractiveReserve)-s.Interactive))
+	t = int(min(int64(t), int64(s.Capacity-c.InteractiveReserve)-max(s.Interactive, s.InteractivePeak)))
 	return max(t, c.floorFor(s.Capacity))
 }
 

@@ -56,6 +56,8 @@ func TestAdaptiveTarget(t *testing.T) {
 		{"saturated by interactive: floor", def, Signals{Capacity: 8, Waiting: 30, Interactive: 20}, 1},
 		{"saturated, floor 0", noReserve, Signals{Capacity: 8, Waiting: 30, Interactive: 20}, 0},
 		{"reserve as big as the backend", Config{InteractiveReserve: 8}.withDefaults(), Signals{Capacity: 8}, 0},
+		{"room left at the recent interactive peak", def, Signals{Capacity: 16, Waiting: 0, Interactive: 2, InteractivePeak: 10}, 4},
+		{"a peak below the current count is ignored", def, Signals{Capacity: 16, Waiting: 0, Interactive: 10, InteractivePeak: 3}, 4},
 	}
 	for _, c := range cases {
 		if got := c.cfg.adaptiveTarget(c.s); got != c.want {
@@ -96,5 +98,33 @@ func TestConfigValidate(t *testing.T) {
 	d := Config{PollInterval: 50 * time.Millisecond}.withDefaults()
 	if d.ReactInterval != 50*time.Millisecond || d.MaxConcurrent != 50 || d.Mode != ModeAdaptive {
 		t.Errorf("defaults = %+v", d)
+	}
+}
+
+func TestPeakWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	p := newPeak(time.Second) // ten 100ms buckets
+	steps := []struct {
+		ms   int
+		n    int64
+		want int64
+	}{
+		{0, 5, 5},
+		{500, 1, 5},  // 5 is 0.5s old: kept
+		{950, 0, 5},  // still inside the window
+		{1050, 1, 1}, // the bucket holding 5 left the window
+		{1500, 0, 1}, // the 1 of t=500ms is 1s old, the 1 of t=1050ms is not
+		{9000, 2, 2}, // idle far longer than the window: only now counts
+		{9050, 0, 2},
+	}
+	for _, s := range steps {
+		if got := p.observe(at(s.ms), s.n); got != s.want {
+			t.Errorf("observe(t=%dms, %d) = %d, want %d", s.ms, s.n, got, s.want)
+		}
+	}
+	none := newPeak(0)
+	if got := none.observe(t0, 3); got != 3 {
+		t.Errorf("no window: peak %d, want the current 3", got)
 	}
 }
