@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -174,7 +175,7 @@ func buildProxy(t *testing.T) string {
 			return
 		}
 		buildOnce.path = filepath.Join(dir, "vllm-proxy")
-		cmd := exec.Command("go", "build", "-o", buildOnce.path, "./cmd/vllm-proxy")
+		cmd := exec.Command(goTool(), "build", "-o", buildOnce.path, "./cmd/vllm-proxy")
 		cmd.Dir = ".."
 		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
 	})
@@ -182,6 +183,17 @@ func buildProxy(t *testing.T) string {
 		t.Fatalf("building vllm-proxy: %v\n%s", buildOnce.err, buildOnce.out)
 	}
 	return buildOnce.path
+}
+
+// goTool is the go command running this test: the one on PATH, else the one in GOROOT.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	if root := os.Getenv("GOROOT"); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go") //nolint:staticcheck // the fallback of last resort
 }
 
 // runProxy starts the binary with args, waits for its "serving" record and returns the
