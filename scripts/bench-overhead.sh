@@ -2,7 +2,7 @@
 # Proxy overhead benchmark (issue 4, with issue 5's Redis variant): docs/BENCHMARKS.md,
 # section "Proxy overhead vs direct and nginx".
 #
-#   scripts/bench-overhead.sh [RUNS]          # default 5 runs
+#   scripts/bench-overhead.sh [RUNS]          # default 5 runs; 0: the memory phase only
 #
 # Starts, on free loopback ports, an --instant simulator, `vllm-proxy serve -R memory`,
 # `vllm-proxy serve -R redis://...` on a private redis-server (no persistence), and nginx
@@ -11,7 +11,8 @@
 # targets interleaved (direct, proxy-memory, proxy-redis, nginx): 32 connections with
 # small non-streaming chat bodies, then the same streaming. The summary gives per-run
 # figures and medians of throughput ratios (vs direct and vs nginx), added p99 latency and
-# added p99 TTFT over direct.
+# added p99 TTFT over direct, and each intermediary's CPU time per request (user+system
+# from /proc/PID/stat over all runs, divided by the requests it served).
 #
 # Then the memory phase: a simulator with the default (realistic) time model, a fresh
 # proxy of each kind and nginx, and STREAMS concurrent slow streams through each in turn
@@ -20,7 +21,8 @@
 # Environment: VP (vllm-proxy binary; default: built from this tree into $OUT), OUT
 # (results directory; default a fresh /tmp/bench-overhead.XXXX), DURATION (per target
 # and mode in one run; default 10s), STREAMS (default 1000), STREAM_TOKENS (output tokens
-# of each slow stream; default 128), SKIP_RSS=1 to skip the memory phase.
+# of each slow stream; default 128), SKIP_RSS=1 to skip the memory phase, PROXY_GOGC
+# (GOGC for the proxies only; default: Go's 100).
 # Needs nginx (Debian package), redis-server, jq and python3.
 set -euo pipefail
 
@@ -96,14 +98,16 @@ start sim "$VP" -q sim --model m1 --instant --listen "$SIM"
 wait_http "http://$SIM/health"
 
 PMEM=127.0.0.1:$(free_port)
-start proxy-memory "$VP" -q serve -R memory --backend "http://$SIM" --listen "$PMEM"
+start proxy-memory env ${PROXY_GOGC:+GOGC=$PROXY_GOGC} "$VP" -q serve -R memory --backend "http://$SIM" --listen "$PMEM"
 PMEM_PID=$LAST_PID
 PRED=127.0.0.1:$(free_port)
-start proxy-redis "$VP" -q serve -R "$REDIS_URL" --backend "http://$SIM" --listen "$PRED"
+start proxy-redis env ${PROXY_GOGC:+GOGC=$PROXY_GOGC} "$VP" -q serve -R "$REDIS_URL" --backend "http://$SIM" --listen "$PRED"
 PRED_PID=$LAST_PID
 NGX=127.0.0.1:$(free_port)
 start_nginx nginx "$SIM" "$NGX"
+NGX_PID=$LAST_PID
 for a in "$PMEM" "$PRED" "$NGX"; do wait_http "http://$a/v1/models"; done
+mapfile -t NGX_PIDS < <(echo "$NGX_PID"; pgrep -P "$NGX_PID")
 # The proxies learn the model list and the first scrape asynchronously.
 for a in "$PMEM" "$PRED"; do
 	for i in $(seq 100); do
@@ -121,6 +125,7 @@ echo "$NAMES" >"$OUT/names"
 	echo "nginx: $("$NGINX" -v 2>&1)"
 	echo "redis: $(redis-server --version)"
 	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)"
+	echo "proxy GOGC: ${PROXY_GOGC:-default}"
 } >"$OUT/env.txt"
 
 # Warm-up: fill every keep-alive pool (not recorded).
@@ -129,14 +134,32 @@ echo "$NAMES" >"$OUT/names"
 
 # ---- throughput and latency ------------------------------------------------------------
 
+# ticks PID...: user+system CPU of the processes, in clock ticks.
+ticks() {
+	local p s=0
+	for p in "$@"; do
+		s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$s"
+}
+# cpu_snapshot: one line per intermediary, "name ticks" (the direct target has none).
+cpu_snapshot() {
+	echo "proxy-memory $(ticks "$PMEM_PID")"
+	echo "proxy-redis $(ticks "$PRED_PID")"
+	echo "nginx $(ticks "${NGX_PIDS[@]}")"
+}
+getconf CLK_TCK >"$OUT/clk_tck"
+
 for run in $(seq "$RUNS"); do
 	for mode in json stream; do
 		flag=()
 		[[ $mode == json ]] && flag=(--no-stream)
 		cut -d' ' -f1 /proc/loadavg >"$OUT/load-$mode-$run.txt"
+		cpu_snapshot >"$OUT/cpu0-$mode-$run.txt"
 		"$VP" -q bench --targets "$TARGETS" --model m1 -c 32 -d "$DURATION" "${flag[@]}" \
 			--input-tokens 32 --output-tokens 16 --seed "$run" \
 			--out-md "" --out-json "$OUT/$mode-$run.json"
+		cpu_snapshot >"$OUT/cpu1-$mode-$run.txt"
 		cut -d' ' -f1 /proc/loadavg >>"$OUT/load-$mode-$run.txt"
 		echo "run $run $mode: load $(paste -sd- "$OUT/load-$mode-$run.txt"), req/s" \
 			"$(jq -r '[.targets[].requests_per_s|floor]|join(" / ")' "$OUT/$mode-$run.json") ($NAMES)"
@@ -194,10 +217,10 @@ if [[ -z "${SKIP_RSS:-}" ]]; then
 	wait_http "http://$SLOW/health"
 	redis-cli -p "$REDIS_PORT" flushall >/dev/null
 	SMEM=127.0.0.1:$(free_port)
-	start rss-proxy-memory "$VP" -q serve -R memory --backend "http://$SLOW" --listen "$SMEM"
+	start rss-proxy-memory env ${PROXY_GOGC:+GOGC=$PROXY_GOGC} "$VP" -q serve -R memory --backend "http://$SLOW" --listen "$SMEM"
 	SMEM_PID=$LAST_PID
 	SRED=127.0.0.1:$(free_port)
-	start rss-proxy-redis "$VP" -q serve -R "$REDIS_URL" --backend "http://$SLOW" --listen "$SRED"
+	start rss-proxy-redis env ${PROXY_GOGC:+GOGC=$PROXY_GOGC} "$VP" -q serve -R "$REDIS_URL" --backend "http://$SLOW" --listen "$SRED"
 	SRED_PID=$LAST_PID
 	SNGX=127.0.0.1:$(free_port)
 	start_nginx rss-nginx "$SLOW" "$SNGX"
@@ -221,14 +244,24 @@ names = open(os.path.join(out, "names")).read().split()
 med = statistics.median
 def load(mode, run):
     return json.load(open(os.path.join(out, f"{mode}-{run}.json")))["targets"]
+clk = int(open(os.path.join(out, "clk_tck")).read())
+def cpu_us(mode, name):
+    """CPU microseconds per request of an intermediary over all runs of mode."""
+    ticks = reqs = 0
+    for r in range(1, runs + 1):
+        a = dict(l.split() for l in open(os.path.join(out, f"cpu0-{mode}-{r}.txt")))
+        b = dict(l.split() for l in open(os.path.join(out, f"cpu1-{mode}-{r}.txt")))
+        ticks += int(b[name]) - int(a[name])
+        reqs += load(mode, r)[names.index(name)]["ok"]
+    return ticks / clk * 1e6 / reqs
 def loadavg(mode, run):
     return [float(x) for x in open(os.path.join(out, f"load-{mode}-{run}.txt")).read().split()]
 print(open(os.path.join(out, "env.txt")).read())
-for mode, lat in (("json", "e2e"), ("stream", "ttft")):
+for mode, lat in (("json", "e2e"), ("stream", "ttft")) if runs > 0 else ():
     loads = [x for r in range(1, runs + 1) for x in loadavg(mode, r)]
     print(f"### {mode} (32 connections; load average {min(loads):.1f}-{max(loads):.1f})\n")
-    print(f"| target | req/s per run | median req/s | x direct | x nginx | {lat} p50 ms | {lat} p99 ms | added {lat} p99 vs direct, ms | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| target | req/s per run | median req/s | x direct | x nginx | {lat} p50 ms | {lat} p99 ms | added {lat} p99 vs direct, ms | CPU µs/req | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rs = [load(mode, r) for r in range(1, runs + 1)]
     ni = names.index("nginx")
     for i, n in enumerate(names):
@@ -239,7 +272,8 @@ for mode, lat in (("json", "e2e"), ("stream", "ttft")):
         p99 = med([t[i][lat]["p99_s"] * 1e3 for t in rs])
         added = med([(t[i][lat]["p99_s"] - t[0][lat]["p99_s"]) * 1e3 for t in rs])
         errs = sum(t[i]["requests"] - t[i]["ok"] for t in rs)
-        print(f"| {n} | {' · '.join(f'{x:,.0f}' for x in rps)} | {med(rps):,.0f} | {vs_direct:.2f} | {vs_nginx:.2f} | {p50:.2f} | {p99:.2f} | {added:+.2f} | {errs} |")
+        cpu = "–" if n == "direct" else f"{cpu_us(mode, n):.1f}"
+        print(f"| {n} | {' · '.join(f'{x:,.0f}' for x in rps)} | {med(rps):,.0f} | {vs_direct:.2f} | {vs_nginx:.2f} | {p50:.2f} | {p99:.2f} | {added:+.2f} | {cpu} | {errs} |")
     print()
 rss = os.path.join(out, "rss.txt")
 if os.path.exists(rss):
