@@ -5,7 +5,7 @@ BIN           := bin
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build test vet redis browser lint bench demo docker clean help
+.PHONY: all build test vet redis browser lint bench demo docker clean help faults fuzz soak bench-overhead bench-routing bench-batch
 
 all: build test
 
@@ -14,7 +14,11 @@ help:
 	@echo "make test    install redis-server, chromium and npm deps if needed, then go vet and go test -race ./..."
 	@echo "             (including the dashboard's browser test)"
 	@echo "make lint    golangci-lint $(GOLANGCI_LINT_VERSION) (installed into ./bin on first use)"
-	@echo "make bench   go benchmarks of every package"
+	@echo "make bench   go benchmarks of every package; make bench-overhead|bench-routing|bench-batch"
+	@echo "             run the load-generator benchmarks of docs/BENCHMARKS.md"
+	@echo "make faults  long fault-injection suite (VLLM_PXY_FAULTS=long go test ./faults/); figures in docs/RELIABILITY.md"
+	@echo "make fuzz    every native fuzz target for 60s (FUZZTIME=...): scripts/fuzz.sh"
+	@echo "make soak    SOAK_MINUTES (default 10) of mixed load; asserts goroutines/fds/RSS flat: scripts/soak.sh"
 	@echo "make demo    run the demo (go run ./cmd/vllm-proxy demo)"
 	@echo "make docker  build the container image vllm-proxy:dev"
 
@@ -64,13 +68,36 @@ $(GOLANGCI_LINT):
 lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 
-# Go benchmarks for now; the load-generator runs against the simulator (docs/BENCHMARKS.md)
-# come with later issues.
+# Go micro-benchmarks of every package. The measured claims of docs/BENCHMARKS.md come from
+# the load-generator scripts: make bench-overhead, bench-routing, bench-batch, bench-bp.
 bench:
 	$(GO) test -run='^$$' -bench=. ./...
 
+bench-overhead: redis
+	scripts/bench-overhead.sh
+
+bench-routing: redis
+	scripts/bench-routing.sh
+
+bench-batch: redis
+	scripts/bench-batch.sh
+
 demo:
 	$(GO) run ./cmd/vllm-proxy demo
+
+# Long form of the fault-injection suite (faults/): more load, longer outages, 200 MB upload
+# limit, idle-timeout check. docs/RELIABILITY.md records the RESULT lines.
+faults: redis
+	VLLM_PXY_FAULTS=long $(GO) test -race -count=1 -timeout 20m -v -run '^Test' ./faults/
+
+# Every native fuzz target for FUZZTIME each (default 60s).
+fuzz: redis
+	scripts/fuzz.sh
+
+# Mixed interactive + streaming + batch load for SOAK_MINUTES (default 10) on one serve,
+# asserting goroutines, fds and RSS flat after warm-up.
+soak: redis
+	scripts/soak.sh $(or $(SOAK_MINUTES),10)
 
 docker:
 	docker build -t vllm-proxy:dev .

@@ -159,6 +159,7 @@ func TestCLIInvalid(t *testing.T) {
 		{"--config missing", []string{"--config", "/nonexistent/c.yaml"}, nil, []string{"reading config file", "no such file"}},
 		{"unknown flag", []string{"--frobnicate"}, nil, []string{"unknown flag --frobnicate"}},
 		{"several at once", []string{"-R", "x", "--listen", "y", "-L", "z"}, nil, []string{"-R/--redis", "--listen:", "-L/--log-format:"}},
+		{"bad lease ttl", []string{"--batch-lease-ttl", "0s"}, nil, []string{"--batch-lease-ttl: want a positive duration, got 0s"}},
 		{"batch priority below interactive", []string{"--batch-priority", "1", "--chat-completion-priority", "5"}, nil, []string{"the batch priority (1) must not be below the interactive one (5)"}},
 		{"bad policy and batch flags", []string{"--policy", "fastest", "--batch-max-concurrent-requests", "0"}, map[string]string{"VLLM_PXY_BACKPRESSURE_POLL_INTERVAL": "-1s"},
 			[]string{`--policy: want one of cache_aware`, "--batch-max-concurrent-requests: want at least 1, got 0", "VLLM_PXY_BACKPRESSURE_POLL_INTERVAL: want a positive duration"}},

@@ -102,6 +102,18 @@ type batchConfig struct {
 	FilesDir string `yaml:"files_dir"`
 	// Workers says whether this replica runs batch workers. Default true.
 	Workers bool `yaml:"workers"`
+	// The keys below map onto batch.Config; 0 or absent means the batch package's
+	// default (docs/CONFIG.md lists them).
+	LeaseTTL         time.Duration `yaml:"lease_ttl"`
+	ChunkLines       int           `yaml:"chunk_lines"`
+	MaxFileBytes     byteSize      `yaml:"max_file_bytes"`
+	MaxLines         int           `yaml:"max_lines"`
+	MaxResultBytes   byteSize      `yaml:"max_result_bytes"`
+	FileTTL          time.Duration `yaml:"file_ttl"`
+	CompletionWindow time.Duration `yaml:"completion_window"`
+	ModelWait        time.Duration `yaml:"model_wait"`
+	RetryAttempts    int           `yaml:"retry_attempts"`
+	RetryBackoff     time.Duration `yaml:"retry_backoff"`
 }
 
 // Defaults of the keys above.

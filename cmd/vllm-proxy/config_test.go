@@ -48,6 +48,16 @@ batch:
   batch_priority: 20
   files_dir: /var/lib/vllm-proxy/files
   workers: false
+  lease_ttl: 9s
+  chunk_lines: 32
+  max_file_bytes: 10MiB
+  max_lines: 1000
+  max_result_bytes: 1GiB
+  file_ttl: 48h
+  completion_window: 1h
+  model_wait: 30s
+  retry_attempts: 2
+  retry_backoff: 250ms
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +80,13 @@ batch:
 	if bc.MaxConcurrentRequests != 7 || bc.BackpressureEnabled || bc.BackpressurePollInterval != 3*time.Second ||
 		bc.ChatCompletionPriority != -1 || bc.BatchPriority != 20 || bc.FilesDir != "/var/lib/vllm-proxy/files" || bc.Workers {
 		t.Errorf("batch = %+v", bc)
+	}
+	if bc.LeaseTTL != 9*time.Second || bc.ChunkLines != 32 || bc.MaxFileBytes != 10<<20 || bc.MaxLines != 1000 || bc.MaxResultBytes != 1<<30 ||
+		bc.FileTTL != 48*time.Hour || bc.CompletionWindow != time.Hour || bc.ModelWait != 30*time.Second || bc.RetryAttempts != 2 || bc.RetryBackoff != 250*time.Millisecond {
+		t.Errorf("batch tuning = %+v", bc)
+	}
+	if got := toBatchConfig(bc); got.LeaseTTL != 9*time.Second || got.MaxFileBytes != 10<<20 || got.CompletionWindow != time.Hour {
+		t.Errorf("batch.Config = %+v", got)
 	}
 	if cfg.Listen != "0.0.0.0:8010" || cfg.Redis != "redis+sentinel://s1:26379,s2/mymaster/1" {
 		t.Errorf("listen %q redis %q", cfg.Listen, cfg.Redis)
@@ -120,6 +137,7 @@ func TestConfigStrict(t *testing.T) {
 		{"anchor", "routing: &r\n  policy: random\n", []string{"c.yaml:1:10: routing: anchors, aliases, tags and merge keys are not supported"}},
 		{"bad float", "routing:\n  cache_aware:\n    load_factor: lots\n", []string{`c.yaml:3:18: routing.cache_aware.load_factor: want a number, got the string "lots"`}},
 		{"cache_aware range", "routing:\n  cache_aware:\n    load_factor: 0.5\n    max_blocks: -1\n", []string{`c.yaml:3:5: routing.cache_aware: invalid routing config: cache_aware: max_blocks must not be negative (got -1); cache_aware: load_factor must be at least 1 (got 0.5)`}},
+		{"batch tuning", "batch:\n  lease_ttl: 100ms\n  completion_window: 10ms\n", []string{`c.yaml:2:3: batch: lease_ttl (100ms) must be at least 3 × poll_interval (500ms); completion_window must be at least 1s (got 10ms)`}},
 		{"int overflow", "batch:\n  batch_priority: 99999999999\n", []string{"c.yaml:2:19: batch.batch_priority: want an integer"}},
 		{"semantic", "listen: nope\nbackends:\n  - url: ftp://x\n    capacity: 0\n  - capacity: 2\n  - url: http://d:1\n  - url: http://d:1/\n    models: [a, '', a]\nrouting:\n  policy: fastest\n  max_retries: -1\n  max_fails: 0\n  scrape_interval: 0s\n  max_body_bytes: 0\nbatch:\n  max_concurrent_requests: 0\n  backpressure_poll_interval: -1s\n  files_dir: ''\n",
 			[]string{

@@ -100,6 +100,13 @@ func (c *fileConfig) validate() configErrors {
 		add("batch.batch_priority", "want at least chat_completion_priority (%d), got %d: lower is served earlier, and batch must not go before interactive traffic",
 			c.Batch.ChatCompletionPriority, c.Batch.BatchPriority)
 	}
+	if err := toBatchConfig(c.Batch).Validate(); err != nil {
+		msgs := strings.Split(err.Error(), "\n")
+		for i, m := range msgs {
+			msgs[i] = strings.TrimPrefix(m, "batch: ")
+		}
+		add("batch", "%s", strings.Join(msgs, "; "))
+	}
 	if c.Batch.MaxConcurrentRequests < 1 {
 		add("batch.max_concurrent_requests", "want at least 1, got %d", c.Batch.MaxConcurrentRequests)
 	}

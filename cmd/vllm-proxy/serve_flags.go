@@ -38,6 +38,13 @@ func (s *ServeCmd) settingsFrom(src func(flag string) source) []setting {
 		cfg.Batch.MaxConcurrentRequests = s.BatchMaxConcurrent
 		return nil
 	})
+	add("batch-lease-ttl", func(cfg *fileConfig) error {
+		if s.BatchLeaseTTL <= 0 {
+			return fmt.Errorf("want a positive duration, got %s", s.BatchLeaseTTL)
+		}
+		cfg.Batch.LeaseTTL = s.BatchLeaseTTL
+		return nil
+	})
 	add("backpressure", func(cfg *fileConfig) error { cfg.Batch.BackpressureEnabled = s.BackpressureEnabled; return nil })
 	add("backpressure-poll-interval", func(cfg *fileConfig) error {
 		if s.BackpressurePollInterval <= 0 {

@@ -167,10 +167,8 @@ func (s *stack) startBatch(ctx context.Context, app *App, cfg *fileConfig, mode 
 		}
 		blobs = d
 	}
-	bc := batch.Config{
-		ReplicaID:             s.store.ReplicaID(),
-		MaxConcurrentRequests: cfg.Batch.MaxConcurrentRequests,
-	}
+	bc := toBatchConfig(cfg.Batch)
+	bc.ReplicaID = s.store.ReplicaID()
 	b, err := batch.New(bc, state.NewJobStore(s.store), blobs, lineDispatcher{h: s.proxy},
 		app.Log.With(slog.String("component", "batch")), s.reg)
 	if err != nil {
@@ -262,6 +260,23 @@ func toRoutingConfig(cfg *fileConfig) routing.Config {
 		})
 	}
 	return rc
+}
+
+// toBatchConfig maps the batch section onto batch.Config (zero = the batch default).
+func toBatchConfig(c batchConfig) batch.Config {
+	return batch.Config{
+		MaxConcurrentRequests: c.MaxConcurrentRequests,
+		LeaseTTL:              c.LeaseTTL,
+		ChunkLines:            c.ChunkLines,
+		MaxFileBytes:          int64(c.MaxFileBytes),
+		MaxLines:              c.MaxLines,
+		MaxResultBytes:        int64(c.MaxResultBytes),
+		FileTTL:               c.FileTTL,
+		CompletionWindow:      c.CompletionWindow,
+		ModelWait:             c.ModelWait,
+		RetryAttempts:         c.RetryAttempts,
+		RetryBackoff:          c.RetryBackoff,
+	}
 }
 
 // toCacheAware maps routing.cache_aware onto routing's config (zero = default).
