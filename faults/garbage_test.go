@@ -42,7 +42,6 @@ func startGarbageTap(t *testing.T, kind string, upstream *sim.Server) *garbageTa
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	g := &garbageTap{}
-	var mu sync.Mutex // one raw write at a time keeps the test's own output readable
 	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			rp.ServeHTTP(w, r)
@@ -65,8 +64,6 @@ func startGarbageTap(t *testing.T, kind string, upstream *sim.Server) *garbageTa
 			return
 		}
 		defer conn.Close()
-		mu.Lock()
-		defer mu.Unlock()
 		switch kind {
 		case tapBadStatus:
 			_, _ = buf.WriteString("garbage \x00\xff not http\r\n\r\n")
