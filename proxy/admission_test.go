@@ -68,7 +68,7 @@ func newGatedEnv(t *testing.T, cfg Config, bp backpressure.Config, capacity int,
 // reserve slots, does fill them while interactive traffic is absent (work-conserving),
 // and every line and request succeeds.
 func TestBatchAdmission(t *testing.T) {
-	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, ReactInterval: 10 * time.Millisecond}, 4,
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, ReactInterval: 10 * time.Millisecond, PeakWindow: -1}, 4,
 		sim.Config{MaxNumSeqs: 4, TimeScale: 10, OutputTokens: 40})
 	const lines = 24
 	var wg sync.WaitGroup
@@ -178,14 +178,14 @@ func TestBatchAdmissionWaitsOutsideTimeout(t *testing.T) {
 // within a few ticks (not after a batch request's duration), the interactive requests
 // succeed, and every batch line still finishes (evicted ones are sent again).
 func TestBatchEviction(t *testing.T) {
-	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, Evict: true, ReactInterval: 10 * time.Millisecond}, 4,
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, Evict: true, ReactInterval: 10 * time.Millisecond, PeakWindow: -1}, 4,
 		sim.Config{MaxNumSeqs: 4, TimeScale: 10, OutputTokens: 40})
 	const lines = 3
 	var wg sync.WaitGroup
 	for range lines {
 		wg.Go(func() {
 			resp, err := e.h.Dispatch(t.Context(), DispatchRequest{Path: "/v1/completions",
-				Body: []byte(`{"model":"m","prompt":"long batch line","max_tokens":600}`)})
+				Body: []byte(`{"model":"m","prompt":"long batch line","max_tokens":1200}`)})
 			if err != nil || resp.Status != http.StatusOK {
 				t.Errorf("batch line: %v %+v", err, resp)
 			}
@@ -203,7 +203,7 @@ func TestBatchEviction(t *testing.T) {
 	}
 	arrived := time.Now()
 	eventually(t, 5*time.Second, "batch to fall to the floor", func() bool { return batchRunning() <= 1 })
-	if d := time.Since(arrived); d > 300*time.Millisecond { // a batch line runs ≈ 720ms here
+	if d := time.Since(arrived); d > 600*time.Millisecond { // a batch line runs ≈ 1.4s here
 		t.Errorf("batch fell to the floor %s after the interactive arrivals", d)
 	}
 	inter.Wait()
