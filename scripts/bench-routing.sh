@@ -22,7 +22,7 @@
 # Everything is started fresh for every repeat and stopped (by pid) at the end. Results
 # go to $OUT (default /tmp/bench-routing/<time>); `routebench summarize -dir $OUT` prints
 # the tables. Knobs (environment): REPEATS (3), DURATION (per target, 40s), POLICIES,
-# WORKLOADS, BASE_PORT (19500), SRC (tree vllm-proxy is built from, default
+# REPEAT_FROM (1, to add repeats to a results directory), WORKLOADS, BASE_PORT (19500), SRC (tree vllm-proxy is built from, default
 # this repository; e.g. a private worktree of main), BIN_DIR.
 set -euo pipefail
 
@@ -48,12 +48,12 @@ SIM_FLAGS=(--model "$MODEL" --num-gpu-blocks "${GPU_BLOCKS:-1024}" --block-size 
 # conversations side by side (31, not a multiple of 4, so that round_robin does not send
 # every turn of a conversation to the same backend by accident), 8 turns of 128 tokens
 # and 64-token answers: 1,472 tokens (92 blocks) per conversation, 2,850 blocks in all.
-# bursty: waves of 96 requests of 256 tokens every 2 s against 64 running slots in all
+# bursty: waves of 80 requests of 256 tokens every 4 s against 64 running slots in all
 # (-c only lifts bench's default cap of 1 request in flight for scheduled workloads).
 declare -A WL_FLAGS=(
 	[shared-prefix]="-c 16 --groups 16 --system-tokens 2048 --users 5 --question-tokens 128 --output-tokens 64"
 	[multi-turn]="-c 16 --conversations 31 --turns 8 --turn-tokens 128 --answer-tokens 64"
-	[bursty]="-c 4096 --wave-size 96 --wave-interval 2s --input-tokens 256 --output-tokens 64"
+	[bursty]="-c 4096 --wave-size 80 --wave-interval 4s --input-tokens 256 --output-tokens 64"
 	[uniform]="-c 16 --min-input-tokens 16 --max-input-tokens 512 --min-output-tokens 16 --max-output-tokens 128"
 )
 
@@ -178,7 +178,7 @@ run_bench() { # targets scrape workload extra...
 	# shellcheck disable=SC2086
 	"$BIN_DIR/vllm-proxy" -q bench --targets "$targets" --model "$MODEL" -w "$wl" \
 		${WL_FLAGS[$wl]} --scrape "$scrape" --seed "$SEED" \
-		--out-md "$RUN/bench.md" --out-json "$RUN/bench.json" "$@" \
+		--out-md "$RUN/bench.md" --out-json "$RUN/bench.json" --out-csv "$RUN/requests.csv" "$@" \
 		>>"$RUN/bench.log" 2>&1
 }
 
@@ -186,7 +186,7 @@ machine() { echo "$(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
 compare() {
 	local wl rep i p
-	for rep in $(seq "$REPEATS"); do
+	for rep in $(seq "${REPEAT_FROM:-1}" "$REPEATS"); do
 		for wl in $WORKLOADS; do
 			RUN=$OUT/compare/$wl/$rep
 			mkdir -p "$RUN"
@@ -284,7 +284,7 @@ redis_kill() {
 			start_replicas "$((BASE_PORT + 120))" 3 "redis://127.0.0.1:$rport/0"
 			echo "3-replicas $SPLIT_URL $REP_METRICS" >"$RUN/targets"
 			start_watch 1s -group "3-replicas=$REP_METRICS"
-			run_bench "$SPLIT_URL" "$REP_METRICS" "$wl" -d "${secs}s" --out-csv "$RUN/requests.csv" &
+			run_bench "$SPLIT_URL" "$REP_METRICS" "$wl" -d "${secs}s" &
 			local bench=$!
 			sleep $((secs / 3))
 			echo "kill $(date -u +%s.%N)" >>"$RUN/events"
