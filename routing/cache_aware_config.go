@@ -18,6 +18,9 @@ const (
 	// DefaultSaturationLoad is the load score counted as one budget: a backend at its
 	// configured capacity.
 	DefaultSaturationLoad = 1.0
+	// DefaultRecordAhead is how many blocks past twice the matched prefix a pick records:
+	// 16 blocks (1 KiB at the default block length) for a prompt never seen before.
+	DefaultRecordAhead = 16
 )
 
 // CacheAwareConfig tunes the cache_aware policy. The zero value of every field means the
@@ -51,6 +54,13 @@ type CacheAwareConfig struct {
 	// PrefixTTL is how long the in-process index believes a recorded ownership. Default
 	// 5m. (The shared index has its own TTL: state.Config.PrefixTTL.)
 	PrefixTTL time.Duration
+	// RecordAhead bounds what a pick records: the chosen backend's ownership of the first
+	// min(n, 2·m + RecordAhead) blocks of an n-block chain it matched m blocks of (see
+	// RecordDepth). A prompt seen once costs RecordAhead blocks in the index instead of
+	// its whole chain; each repeat doubles the recorded depth, so a shared prefix is fully
+	// recorded after a few requests. Default 16 (DefaultRecordAhead); -1 records every
+	// block (the whole chain on every pick).
+	RecordAhead int
 }
 
 // Validate reports every problem in c (zero values are valid: they mean the default).
@@ -86,6 +96,9 @@ func (c CacheAwareConfig) problems() []string {
 	if c.PrefixTTL < 0 {
 		add("prefix_ttl must not be negative (got %s)", c.PrefixTTL)
 	}
+	if c.RecordAhead < -1 {
+		add("record_ahead must be -1 (whole chain), 0 (default) or positive (got %d)", c.RecordAhead)
+	}
 	return probs
 }
 
@@ -111,7 +124,24 @@ func (c CacheAwareConfig) withDefaults() CacheAwareConfig {
 	if c.PrefixTTL == 0 {
 		c.PrefixTTL = DefaultPrefixTTL
 	}
+	if c.RecordAhead == 0 {
+		c.RecordAhead = DefaultRecordAhead
+	}
 	return c
+}
+
+// RecordDepth is how many leading blocks of an n-block chain a pick records for a backend
+// that matched m of them: min(n, 2·m + ahead), or n when ahead < 0. The index then grows
+// with what is reused, not with what is sent: a prompt seen once records ahead blocks;
+// each later request sharing the recorded part records twice its match plus ahead, so a
+// prefix shared by k requests is recorded to depth ≥ ahead·(2^k − 1). Affinity needs only
+// the first blocks in which prompts differ; the recorded depth is a lower bound of what
+// the backend holds, so matches (and the predicted hit) err on the short side.
+func RecordDepth(m, n, ahead int) int {
+	if ahead < 0 {
+		return n
+	}
+	return min(n, 2*m+ahead)
 }
 
 // CHWBLConfig tunes the chwbl baseline policy (KubeAI's PrefixHash). The zero value of

@@ -41,7 +41,9 @@ const (
 //     order fixed per prefix and the same on every replica, so copies a release made
 //     elsewhere serve only the overflow instead of splitting the prefix's traffic. When no holder may, the request is
 //     released to least_load (reason saturation_release).
-//  5. Record that the chosen backend now holds the whole chain.
+//  5. Record that the chosen backend now holds the chain, up to RecordDepth: its match
+//     doubled plus RecordAhead blocks, so one-off prompts cost RecordAhead blocks of index
+//     (locally and in Redis) while reused prefixes are recorded deeper with every reuse.
 //
 // CacheAware is safe for concurrent use if its Rand and index are.
 type CacheAware struct {
@@ -115,7 +117,7 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	}
 	chosen := cands[idx].Backend.ID()
 	matched := matches[chosen]
-	p.idx.Record(chosen, hashes)
+	p.idx.Record(chosen, hashes[:RecordDepth(matched, len(hashes), p.cfg.RecordAhead)])
 
 	total := promptBlocks(req.Prompt, bc)
 	hit := float64(matched) / float64(total)

@@ -390,3 +390,7 @@ for _, key in ipairs(KEYS) do
 end
 return #KEYS
 `
+
+// CachedBlocks is the number of blocks in the local ownership cache (at most
+// Config.PrefixCacheBlocks).
+func (p *PrefixIndex) CachedBlocks() int { return p.cache.len() }

@@ -183,3 +183,10 @@ func (c *ownerCache) snapshot(now time.Time) []chainOwnership {
 	}
 	return res
 }
+
+// len is the number of blocks held.
+func (c *ownerCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}

@@ -1,0 +1,96 @@
+package routing
+
+import (
+	"testing"
+
+	"github.com/vllm-proxy/vllm-proxy/state"
+)
+
+func TestRecordDepth(t *testing.T) {
+	for _, tt := range []struct{ m, n, ahead, want int }{
+		{0, 64, 16, 16},  // first sighting: ahead blocks
+		{16, 64, 16, 48}, // a repeat doubles the match, plus ahead
+		{48, 64, 16, 64}, // capped at the chain
+		{0, 5, 16, 5},    // short chains are recorded whole
+		{0, 64, -1, 64},  // -1: the whole chain
+		{100, 256, 1, 201},
+	} {
+		if got := RecordDepth(tt.m, tt.n, tt.ahead); got != tt.want {
+			t.Errorf("RecordDepth(%d, %d, %d) = %d, want %d", tt.m, tt.n, tt.ahead, got, tt.want)
+		}
+	}
+}
+
+// TestRecordDepthGrowsWithReuse: a 16 KiB prompt seen once is recorded RecordAhead blocks
+// deep; every repeat doubles its recorded depth until the whole chain is known, and the
+// repeats keep their backend throughout.
+func TestRecordDepthGrowsWithReuse(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
+	cands := idleCands(4, 8)
+	prompt := chat(words(7, 4096), "q") // 256+ blocks: capped at MaxBlocks
+	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
+	first := -1
+	for i, want := range []int{16, 48, 112, 240, 256, 256} {
+		got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands)
+		if first < 0 {
+			first = got
+		} else if got != first {
+			t.Fatalf("repeat %d went to %d, not %d", i, got, first)
+		}
+		if m := p.Index().Lookup(t.Context(), hashes)[cands[first].Backend.ID()]; m != want {
+			t.Fatalf("after pick %d the index holds %d blocks, want %d", i+1, m, want)
+		}
+	}
+}
+
+// TestRecordAheadMultiTurn: conversations behind a 4 KiB system prompt every backend holds
+// spread over the backends and each stays on the backend of its first turn as its turns
+// extend the prompt (its first RecordAhead blocks past the common part tell it apart).
+func TestRecordAheadMultiTurn(t *testing.T) {
+	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
+	cands := idleCands(4, 8)
+	system := words(1, 1024) // 4 KiB, 64 blocks, shared by every conversation
+	common := HashPrompt(nil, PrefixSeed("m", "", ""), chat(system, ""), DefaultBlockChars, DefaultMaxBlocks)
+	for _, c := range cands {
+		p.idx.Record(c.Backend.ID(), common)
+	}
+	home := map[int]int{}
+	convo := map[int]string{}
+	for turn := range 6 {
+		for c := range 16 {
+			convo[c] += chat(system, words(uint64(1000*c+turn), 64))
+			got := choose(t, p, &Request{Model: "m", Prompt: convo[c]}, cands)
+			if turn == 0 {
+				home[c] = got
+			} else if got != home[c] {
+				t.Fatalf("conversation %d turn %d went to %d, not %d", c, turn, got, home[c])
+			}
+		}
+	}
+	used := map[int]bool{}
+	for _, b := range home {
+		used[b] = true
+	}
+	if len(used) < 3 {
+		t.Fatalf("16 conversations used backends %v, want them spread", used)
+	}
+}
+
+// TestDistinctPromptsBoundedIndex: 1,000 distinct ~4 KB prompts (64 blocks each) through
+// a cache_aware router on Redis leave at most RecordAhead keys per request in Redis and at
+// most PrefixCacheBlocks blocks in the replica's local cache.
+func TestDistinctPromptsBoundedIndex(t *testing.T) {
+	const n, capBlocks = 1000, 5000
+	run := runDistinct(t, n, CacheAwareConfig{}, state.Config{PrefixCacheBlocks: capBlocks})
+	if run.dropped != 0 {
+		t.Fatalf("%v records dropped", run.dropped)
+	}
+	// Every prompt differs from its first block: one key per recorded block, plus the
+	// store's own keys (epoch, in-flight, …).
+	if max := int64(n*DefaultRecordAhead + 10); run.keys > max || run.keys < n*DefaultRecordAhead {
+		t.Fatalf("redis holds %d keys for %d prompts, want %d..%d", run.keys, n, n*DefaultRecordAhead, max)
+	}
+	if got := run.store.Prefix().CachedBlocks(); got > capBlocks {
+		t.Fatalf("local cache holds %d blocks, cap %d", got, capBlocks)
+	}
+}
