@@ -65,8 +65,11 @@ func chat(ctx context.Context, c *http.Client, base string, body []byte) chatRes
 				Message struct{ Content string } `json:"message"`
 			} `json:"choices"`
 		}
-		if err := json.Unmarshal(b, &v); err != nil || len(v.Choices) == 0 {
-			r.Err = fmt.Errorf("200 without a chat completion (%v): %.200q", err, b)
+		switch err := json.Unmarshal(b, &v); {
+		case err != nil:
+			r.Err = fmt.Errorf("200 without a chat completion: %w: %.200q", err, b)
+		case len(v.Choices) == 0:
+			r.Err = fmt.Errorf("200 without choices: %.200q", b)
 		}
 	}
 	return r
