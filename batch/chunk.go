@@ -76,8 +76,16 @@ dispatch:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.release()
-			if out, ok := w.execute(ctx, rec, l, g, s); ok {
+			out, ok := w.execute(ctx, rec, l, g, s)
+			if ok { // wait, still counted in flight, until the uncommitted results leave room
+				select {
+				case w.results <- struct{}{}:
+				case <-ctx.Done():
+					ok = false // not recorded: the line runs again after the lease lapses
+				}
+			}
+			s.release() // dispatch slots are for dispatching: flushes (blob write, commit) run outside them
+			if ok {
 				col.add(ctx, out)
 			}
 		}()

@@ -54,6 +54,11 @@ func (c *collector) flush(ctx context.Context, final bool) int64 {
 	if len(lines) == 0 {
 		return c.resolved
 	}
+	defer func() { // committed, dropped or abandoned: their result tokens are free
+		for range lines {
+			<-c.w.results
+		}
+	}()
 	if final {
 		sctx, cancel, ok := c.w.storeCtx(ctx)
 		defer cancel()

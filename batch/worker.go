@@ -28,8 +28,11 @@ type Workers struct {
 	log   *slog.Logger
 	m     *Metrics
 
-	sem  chan struct{} // one slot per line in flight
-	wake chan struct{}
+	sem chan struct{} // one slot per line in flight
+	// results holds one token per finished line whose result is not committed yet: with
+	// the lines in flight, they are all a crash can make run again (at most one chunk).
+	results chan struct{}
+	wake    chan struct{}
 
 	mu     sync.Mutex
 	leases map[leaseKey]context.CancelFunc // held leases → cancel of their task
@@ -59,7 +62,8 @@ const (
 func newWorkers(cfg Config, jobs state.JobStore, blobs BlobStore, d Dispatcher, log *slog.Logger, m *Metrics) *Workers {
 	return &Workers{cfg: cfg, jobs: jobs, blobs: blobs, d: d, log: log, m: m,
 		sem: make(chan struct{}, cfg.MaxConcurrentRequests), wake: make(chan struct{}, 1),
-		leases: map[leaseKey]context.CancelFunc{}}
+		results: make(chan struct{}, max(cfg.ChunkLines, cfg.FlushLines*cfg.MaxChunks)),
+		leases:  map[leaseKey]context.CancelFunc{}}
 }
 
 // Start launches the poll and renew loops. It returns at once.
