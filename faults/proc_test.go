@@ -224,6 +224,12 @@ func (c proxyConfig) yaml() string {
 // GET /health answers 200.
 func startProxy(t *testing.T, name string, cfg proxyConfig, redis string, extra []string, o procOpts) (*proc, string) {
 	t.Helper()
+	return startStack(t, "serve", name, cfg, redis, extra, o)
+}
+
+// startStack is startProxy for subcommand cmd: "serve" or "worker".
+func startStack(t *testing.T, cmd, name string, cfg proxyConfig, redis string, extra []string, o procOpts) (*proc, string) {
+	t.Helper()
 	dir := t.TempDir()
 	path := dir + "/config.yaml"
 	if o.Cred != nil { // another user must read the config file
@@ -239,7 +245,7 @@ func startProxy(t *testing.T, name string, cfg proxyConfig, redis string, extra 
 	if redis == "" {
 		redis = "memory"
 	}
-	args := append([]string{"-R", redis, "serve", "--config", path, "--shutdown-timeout", "3s"}, extra...)
+	args := append([]string{"-R", redis, cmd, "--config", path, "--shutdown-timeout", "3s"}, extra...)
 	p := startProc(t, name, args, o)
 	p.waitHTTP("/health", http.StatusOK, 20*time.Second)
 	return p, path

@@ -10,29 +10,47 @@ import (
 	"github.com/vllm-proxy/vllm-proxy/state/statetest"
 )
 
-// TestReplicaKilledMidBatch: two proxy replicas share one Redis and both run batch
-// workers; replica A is SIGKILLed while the batch is in progress. Expected: replica B
-// takes over A's abandoned chunks once their leases lapse (15 s) and finishes the batch:
+// TestReplicaKilledMidBatch: batch workers run in two processes sharing one Redis, and
+// one of them is SIGKILLed while the batch is in progress, in two layouts: two full
+// `serve` replicas (A is killed), and an API-only replica (`serve --batch-workers=false`)
+// with two `worker` processes (worker A is killed). Expected: the surviving worker takes
+// over A's abandoned chunks once their leases lapse (15 s) and finishes the batch:
 // status completed, request_counts exactly {total N, completed N, failed 0}, the output
 // file has every custom_id exactly once with status 200 (lines lost = 0, duplicates =
-// 0), and B's API answered throughout.
+// 0), and the API answered throughout.
 func TestReplicaKilledMidBatch(t *testing.T) {
 	t.Parallel()
+	for _, layout := range []string{"serve_replicas", "api_and_workers"} {
+		t.Run(layout, func(t *testing.T) {
+			t.Parallel()
+			replicaKilledMidBatch(t, layout == "api_and_workers")
+		})
+	}
+}
+
+func replicaKilledMidBatch(t *testing.T, workers bool) {
 	rd := statetest.StartRedis(t)
 	b1 := startSim(t, sim.Config{DecodeStepMs: 10})
 	b2 := startSim(t, sim.Config{DecodeStepMs: 10})
 	cfg := proxyConfig{Backends: []string{b1.URL(), b2.URL()}}
 	flags := []string{"--batch-max-concurrent-requests", "16"}
-	a, _ := startProxy(t, "replica-a", cfg, rd.URL, flags, procOpts{})
-	b, _ := startProxy(t, "replica-b", cfg, rd.URL, flags, procOpts{})
+	var a, api *proc
+	if workers {
+		api, _ = startProxy(t, "api", cfg, rd.URL, []string{"--batch-workers=false"}, procOpts{})
+		a, _ = startStack(t, "worker", "worker-a", cfg, rd.URL, flags, procOpts{})
+		startStack(t, "worker", "worker-b", cfg, rd.URL, flags, procOpts{})
+	} else {
+		a, _ = startProxy(t, "replica-a", cfg, rd.URL, flags, procOpts{})
+		api, _ = startProxy(t, "replica-b", cfg, rd.URL, flags, procOpts{})
+	}
 	c := newClient(t)
 
 	n := scale(600, 3000)
-	fileID := mustUpload(t, c, a.URL, batchInput(n, 16))
-	job := createBatch(t, c, a.URL, fileID)
+	fileID := mustUpload(t, c, api.URL, batchInput(n, 16))
+	job := createBatch(t, c, api.URL, fileID)
 	var atKill batchObj
 	if !poll(60*time.Second, func() bool {
-		atKill, _ = getBatch(t, c, b.URL, job.ID)
+		atKill, _ = getBatch(t, c, api.URL, job.ID)
 		return atKill.RequestCounts.Completed >= int64(n/10)
 	}) {
 		t.Fatalf("batch made no progress: %+v", atKill)
@@ -43,9 +61,9 @@ func TestReplicaKilledMidBatch(t *testing.T) {
 	var final batchObj
 	if !poll(90*time.Second, func() bool {
 		var ok bool
-		final, ok = getBatch(t, c, b.URL, job.ID)
+		final, ok = getBatch(t, c, api.URL, job.ID)
 		if !ok {
-			t.Errorf("replica B's API failed while it took over")
+			t.Errorf("the API failed while the other worker took over")
 		}
 		return final.Status == "completed" || final.Status == "failed" || final.Status == "expired"
 	}) {
@@ -62,7 +80,7 @@ func TestReplicaKilledMidBatch(t *testing.T) {
 	if final.OutputFileID == nil {
 		t.Fatalf("completed batch without an output file")
 	}
-	lines := checkOutput(t, fileContent(t, c, b.URL, *final.OutputFileID), n)
+	lines := checkOutput(t, fileContent(t, c, api.URL, *final.OutputFileID), n)
 	executed := served(b1) + served(b2)
 	result(t, "lines=%d killed at completed=%d; finished %s after the kill; output lines=%d (lost %d, duplicates %d); backend executions=%d (re-executed %d)",
 		n, atKill.RequestCounts.Completed, recovered.Round(100*time.Millisecond), lines, max(0, n-lines), max(0, lines-n), executed, executed-int64(n))
