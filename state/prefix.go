@@ -153,7 +153,7 @@ func (p *PrefixIndex) lookupRedis(ctx context.Context, hashes []uint64) (map[str
 			continue
 		}
 		merged[b] = int(n)
-		p.cache.put(root, hashes[:n], b, now.Add(time.Duration(ttl)*time.Millisecond))
+		p.cache.put(root, hashes[:n], b, now.Add(time.Duration(ttl)*time.Millisecond), now)
 	}
 	return merged, nil
 }
@@ -174,7 +174,7 @@ func (p *PrefixIndex) Record(backend string, hashes []uint64) {
 	if p.cache.fresh(hashes, backend, now.Add(ttl-ttl/20)) {
 		return
 	}
-	p.cache.put(hashes[0], hashes, backend, now.Add(ttl))
+	p.cache.put(hashes[0], hashes, backend, now.Add(ttl), now)
 	if p.s.rdb == nil {
 		return
 	}

@@ -1,8 +1,6 @@
 package state
 
 import (
-	"container/list"
-	"slices"
 	"sync"
 	"time"
 )
@@ -11,79 +9,219 @@ import (
 // until a deadline. In memory mode it is the prefix index itself; with Redis it holds this
 // replica's own records and what lookups brought back, so lookups degrade to it when Redis
 // is slow or gone. Safe for concurrent use.
+//
+// Memory is flat and bounded: one pointer-free slot per block in a slice that grows to
+// the cap and is then reused (least recently used first), an index map from hash to slot,
+// and each owner packed into one uint64 (deadline in Unix ms, interned backend number).
+// That is at most CacheBytesPerBlock bytes a block (82–95 measured), so the default
+// 200,000 blocks take about 19 MB, and the garbage collector has no pointers to chase
+// through it.
 type ownerCache struct {
-	mu      sync.Mutex
-	cap     int
-	entries map[uint64]*list.Element // of *blockEntry
-	lru     list.List                // front = most recently used
-	onSize  func(int)
+	mu    sync.Mutex
+	cap   int
+	index map[uint64]int32 // block hash → slot
+	slots []cacheSlot
+	// head is the most recently used slot, tail the least; -1 when empty.
+	head, tail int32
+	// extra holds owners beyond inlineOwners, by slot (rare: a block many backends hold).
+	extra map[int32][]uint64
+	// backends interns backend ids: an owner stores its position + 1. Ids are never
+	// dropped (a pool has few backends), so a number always means the same backend.
+	backends []string
+	backendN map[string]uint16
+	onSize   func(int)
 }
 
-type blockEntry struct {
-	hash   uint64
-	root   uint64 // first block of the chain it was recorded with (its Redis hash tag)
-	owners []blockOwner
+// CacheBytesPerBlock bounds the cost of one block in the local ownership cache (slot,
+// index map entry and its share of the map's slack; TestOwnerCacheMemoryBound measures
+// it): Config.PrefixCacheBlocks × CacheBytesPerBlock bounds the cache's memory, plus
+// 8 bytes per owner for blocks more than three backends hold.
+const CacheBytesPerBlock = 104
+
+// inlineOwners is how many owners a slot holds without an allocation.
+const inlineOwners = 3
+
+type cacheSlot struct {
+	hash, root uint64
+	prev, next int32
+	owners     [inlineOwners]uint64 // packOwner values; 0 = empty
 }
 
-type blockOwner struct {
-	backend string
-	until   time.Time
+// packOwner packs a deadline (Unix ms, < 2^47) and an interned backend number (≥ 1).
+func packOwner(n uint16, until time.Time) uint64 {
+	return uint64(until.UnixMilli())<<16 | uint64(n)
 }
+
+func ownerNum(o uint64) uint16           { return uint16(o) }
+func ownerUntil(o uint64) int64          { return int64(o >> 16) }
+func ownerLive(o uint64, now int64) bool { return o != 0 && ownerUntil(o) > now }
 
 func newOwnerCache(capacity int, onSize func(int)) *ownerCache {
-	return &ownerCache{cap: capacity, entries: map[uint64]*list.Element{}, onSize: onSize}
+	return &ownerCache{cap: max(capacity, 1), index: map[uint64]int32{}, head: -1, tail: -1,
+		extra: map[int32][]uint64{}, backendN: map[string]uint16{}, onSize: onSize}
+}
+
+// num interns backend; 0 when the table is full (65,535 distinct ids).
+func (c *ownerCache) num(backend string) uint16 {
+	if n, ok := c.backendN[backend]; ok {
+		return n
+	}
+	if len(c.backends) >= 1<<16-1 {
+		return 0
+	}
+	c.backends = append(c.backends, backend)
+	n := uint16(len(c.backends))
+	c.backendN[backend] = n
+	return n
+}
+
+func (c *ownerCache) unlink(i int32) {
+	s := &c.slots[i]
+	if s.prev >= 0 {
+		c.slots[s.prev].next = s.next
+	} else {
+		c.head = s.next
+	}
+	if s.next >= 0 {
+		c.slots[s.next].prev = s.prev
+	} else {
+		c.tail = s.prev
+	}
+}
+
+func (c *ownerCache) pushFront(i int32) {
+	s := &c.slots[i]
+	s.prev, s.next = -1, c.head
+	if c.head >= 0 {
+		c.slots[c.head].prev = i
+	}
+	c.head = i
+	if c.tail < 0 {
+		c.tail = i
+	}
+}
+
+func (c *ownerCache) touch(i int32) {
+	if c.head != i {
+		c.unlink(i)
+		c.pushFront(i)
+	}
+}
+
+// slotFor returns h's slot, taking a new one (or the least recently used one, evicting
+// its block) when h is not held, and makes it the most recently used.
+func (c *ownerCache) slotFor(h, root uint64) int32 {
+	if i, ok := c.index[h]; ok {
+		c.touch(i)
+		return i
+	}
+	var i int32
+	if len(c.slots) < c.cap {
+		if len(c.slots) == cap(c.slots) { // grow, but never past the cap
+			grown := make([]cacheSlot, len(c.slots), min(c.cap, max(2*len(c.slots), 1024)))
+			copy(grown, c.slots)
+			c.slots = grown
+		}
+		c.slots = append(c.slots, cacheSlot{})
+		i = int32(len(c.slots) - 1)
+	} else {
+		i = c.tail
+		c.unlink(i)
+		delete(c.index, c.slots[i].hash)
+		delete(c.extra, i)
+	}
+	c.slots[i] = cacheSlot{hash: h, root: root}
+	c.index[h] = i
+	c.pushFront(i)
+	return i
 }
 
 // put records that backend owns hashes (a chain starting at root) until until. A later
-// deadline wins; an earlier one never shortens what is known.
-func (c *ownerCache) put(root uint64, hashes []uint64, backend string, until time.Time) {
+// deadline wins; an earlier one never shortens what is known. Owners expired at now make
+// room for new ones.
+func (c *ownerCache) put(root uint64, hashes []uint64, backend string, until, now time.Time) {
+	ms := now.UnixMilli()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := c.num(backend)
+	if n == 0 {
+		return
+	}
+	o := packOwner(n, until)
 	for _, h := range hashes {
-		el, ok := c.entries[h]
-		if !ok {
-			el = c.lru.PushFront(&blockEntry{hash: h, root: root})
-			c.entries[h] = el
-		} else {
-			c.lru.MoveToFront(el)
+		i := c.slotFor(h, root)
+		c.setOwner(i, n, o, ms)
+	}
+	c.onSize(len(c.index))
+}
+
+// setOwner gives backend n (packed owner o) its deadline in slot i, reusing an empty or
+// expired place.
+func (c *ownerCache) setOwner(i int32, n uint16, o uint64, now int64) {
+	s := &c.slots[i]
+	free := -1
+	for j, cur := range s.owners {
+		if cur != 0 && ownerNum(cur) == n {
+			s.owners[j] = max(cur, o)
+			return
 		}
-		e := el.Value.(*blockEntry)
-		found := false
-		for i := range e.owners {
-			if e.owners[i].backend == backend {
-				found = true
-				if until.After(e.owners[i].until) {
-					e.owners[i].until = until
-				}
-			}
-		}
-		if !found {
-			e.owners = append(e.owners, blockOwner{backend: backend, until: until})
+		if free < 0 && !ownerLive(cur, now) {
+			free = j
 		}
 	}
-	for c.lru.Len() > c.cap {
-		back := c.lru.Back()
-		c.lru.Remove(back)
-		delete(c.entries, back.Value.(*blockEntry).hash)
+	ex := c.extra[i]
+	for j, cur := range ex {
+		if ownerNum(cur) == n {
+			ex[j] = max(cur, o)
+			return
+		}
 	}
-	c.onSize(c.lru.Len())
+	if free >= 0 {
+		s.owners[free] = o
+		return
+	}
+	// Full: drop expired extras, then append.
+	kept := ex[:0]
+	for _, cur := range ex {
+		if ownerLive(cur, now) {
+			kept = append(kept, cur)
+		}
+	}
+	c.extra[i] = append(kept, o)
+}
+
+// owners calls f with each owner of slot i.
+func (c *ownerCache) owners(i int32, f func(o uint64)) {
+	for _, o := range c.slots[i].owners {
+		if o != 0 {
+			f(o)
+		}
+	}
+	for _, o := range c.extra[i] {
+		f(o)
+	}
 }
 
 // fresh reports whether backend owns every block of hashes until at least until.
 func (c *ownerCache) fresh(hashes []uint64, backend string, until time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n, ok := c.backendN[backend]
+	if !ok {
+		return false
+	}
+	min := until.UnixMilli()
 	for _, h := range hashes {
-		el, ok := c.entries[h]
+		i, ok := c.index[h]
 		if !ok {
 			return false
 		}
 		owned := false
-		for _, o := range el.Value.(*blockEntry).owners {
-			if o.backend == backend && !o.until.Before(until) {
+		c.owners(i, func(o uint64) {
+			if ownerNum(o) == n && ownerUntil(o) >= min {
 				owned = true
 			}
-		}
+		})
 		if !owned {
 			return false
 		}
@@ -94,24 +232,26 @@ func (c *ownerCache) fresh(hashes []uint64, backend string, until time.Time) boo
 // match returns, per backend, how many leading blocks of hashes it owns at now. The walk
 // stops at the first block that no backend still in the running owns.
 func (c *ownerCache) match(hashes []uint64, now time.Time) map[string]int {
+	ms := now.UnixMilli()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	counts := map[string]int{}
 	// Few backends own any one block: small slices beat a map per block.
-	var alive, next []string
-	for i, h := range hashes {
-		el, ok := c.entries[h]
+	var alive, next []uint16
+	for bi, h := range hashes {
+		i, ok := c.index[h]
 		if !ok {
 			break
 		}
-		c.lru.MoveToFront(el)
+		c.touch(i)
 		next = next[:0]
-		for _, o := range el.Value.(*blockEntry).owners {
-			if o.until.After(now) && (i == 0 || slices.Contains(alive, o.backend)) {
-				next = append(next, o.backend)
-				counts[o.backend] = i + 1
+		c.owners(i, func(o uint64) {
+			n := ownerNum(o)
+			if ownerUntil(o) > ms && (bi == 0 || contains(alive, n)) {
+				next = append(next, n)
+				counts[c.backends[n-1]] = bi + 1
 			}
-		}
+		})
 		if len(next) == 0 {
 			break
 		}
@@ -120,24 +260,39 @@ func (c *ownerCache) match(hashes []uint64, now time.Time) map[string]int {
 	return counts
 }
 
+func contains(s []uint16, n uint16) bool {
+	for _, v := range s {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
 // forget removes backend from every block.
 func (c *ownerCache) forget(backend string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, el := range c.entries {
-		e := el.Value.(*blockEntry)
-		e.owners = removeOwner(e.owners, backend)
+	n, ok := c.backendN[backend]
+	if !ok {
+		return
 	}
-}
-
-func removeOwner(owners []blockOwner, backend string) []blockOwner {
-	out := owners[:0]
-	for _, o := range owners {
-		if o.backend != backend {
-			out = append(out, o)
+	for i := range c.slots {
+		for j, o := range c.slots[i].owners {
+			if o != 0 && ownerNum(o) == n {
+				c.slots[i].owners[j] = 0
+			}
 		}
 	}
-	return out
+	for i, ex := range c.extra {
+		kept := ex[:0]
+		for _, o := range ex {
+			if ownerNum(o) != n {
+				kept = append(kept, o)
+			}
+		}
+		c.extra[i] = kept
+	}
 }
 
 // chainOwnership is one (chain root, backend) group of live blocks, for republishing.
@@ -148,45 +303,43 @@ type chainOwnership struct {
 	until   time.Time // the earliest deadline in the group
 }
 
-// snapshot groups every live ownership by (root, backend), for a resync.
+// snapshot groups every live ownership by (root, backend), for a resync, most recently
+// used blocks first.
 func (c *ownerCache) snapshot(now time.Time) []chainOwnership {
+	ms := now.UnixMilli()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	type key struct {
-		root    uint64
-		backend string
+		root uint64
+		n    uint16
 	}
-	groups := map[key]*chainOwnership{}
-	var out []*chainOwnership
-	for el := c.lru.Front(); el != nil; el = el.Next() {
-		e := el.Value.(*blockEntry)
-		for _, o := range e.owners {
-			if !o.until.After(now) {
-				continue
+	groups := map[key]int{}
+	var out []chainOwnership
+	for i := c.head; i >= 0; i = c.slots[i].next {
+		s := &c.slots[i]
+		c.owners(i, func(o uint64) {
+			if ownerUntil(o) <= ms {
+				return
 			}
-			k := key{e.root, o.backend}
-			g := groups[k]
-			if g == nil {
-				g = &chainOwnership{root: e.root, backend: o.backend, until: o.until}
+			k := key{s.root, ownerNum(o)}
+			g, ok := groups[k]
+			if !ok {
+				g = len(out)
 				groups[k] = g
-				out = append(out, g)
+				out = append(out, chainOwnership{root: s.root, backend: c.backends[k.n-1], until: time.UnixMilli(ownerUntil(o))})
 			}
-			g.hashes = append(g.hashes, e.hash)
-			if o.until.Before(g.until) {
-				g.until = o.until
+			out[g].hashes = append(out[g].hashes, s.hash)
+			if u := time.UnixMilli(ownerUntil(o)); u.Before(out[g].until) {
+				out[g].until = u
 			}
-		}
+		})
 	}
-	res := make([]chainOwnership, len(out))
-	for i, g := range out {
-		res[i] = *g
-	}
-	return res
+	return out
 }
 
 // len is the number of blocks held.
 func (c *ownerCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Len()
+	return len(c.index)
 }

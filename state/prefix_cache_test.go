@@ -16,25 +16,25 @@ func TestOwnerCacheMatch(t *testing.T) {
 		want   map[string]int
 	}{
 		{"Cold", func(*ownerCache) {}, []uint64{1, 2}, map[string]int{}},
-		{"FullMatch", func(c *ownerCache) { c.put(1, []uint64{1, 2, 3}, "a", live) }, []uint64{1, 2, 3}, map[string]int{"a": 3}},
-		{"LongerQuery", func(c *ownerCache) { c.put(1, []uint64{1, 2}, "a", live) }, []uint64{1, 2, 3, 4}, map[string]int{"a": 2}},
+		{"FullMatch", func(c *ownerCache) { c.put(1, []uint64{1, 2, 3}, "a", live, now) }, []uint64{1, 2, 3}, map[string]int{"a": 3}},
+		{"LongerQuery", func(c *ownerCache) { c.put(1, []uint64{1, 2}, "a", live, now) }, []uint64{1, 2, 3, 4}, map[string]int{"a": 2}},
 		{"TwoBackendsDifferentDepth", func(c *ownerCache) {
-			c.put(1, []uint64{1, 2, 3}, "a", live)
-			c.put(1, []uint64{1}, "b", live)
+			c.put(1, []uint64{1, 2, 3}, "a", live, now)
+			c.put(1, []uint64{1}, "b", live, now)
 		}, []uint64{1, 2, 3}, map[string]int{"a": 3, "b": 1}},
 		{"GapStopsBackend", func(c *ownerCache) {
-			c.put(1, []uint64{1, 3}, "a", live)
-			c.put(1, []uint64{1, 2, 3}, "b", live)
+			c.put(1, []uint64{1, 3}, "a", live, now)
+			c.put(1, []uint64{1, 2, 3}, "b", live, now)
 		}, []uint64{1, 2, 3}, map[string]int{"a": 1, "b": 3}},
-		{"NotLeading", func(c *ownerCache) { c.put(2, []uint64{2, 3}, "a", live) }, []uint64{1, 2, 3}, map[string]int{}},
-		{"Expired", func(c *ownerCache) { c.put(1, []uint64{1, 2}, "a", dead) }, []uint64{1, 2}, map[string]int{}},
+		{"NotLeading", func(c *ownerCache) { c.put(2, []uint64{2, 3}, "a", live, now) }, []uint64{1, 2, 3}, map[string]int{}},
+		{"Expired", func(c *ownerCache) { c.put(1, []uint64{1, 2}, "a", dead, now) }, []uint64{1, 2}, map[string]int{}},
 		{"LaterDeadlineWins", func(c *ownerCache) {
-			c.put(1, []uint64{1}, "a", live)
-			c.put(1, []uint64{1}, "a", dead)
+			c.put(1, []uint64{1}, "a", live, now)
+			c.put(1, []uint64{1}, "a", dead, now)
 		}, []uint64{1}, map[string]int{"a": 1}},
 		{"Forgotten", func(c *ownerCache) {
-			c.put(1, []uint64{1}, "a", live)
-			c.put(1, []uint64{1}, "b", live)
+			c.put(1, []uint64{1}, "a", live, now)
+			c.put(1, []uint64{1}, "b", live, now)
 			c.forget("a")
 		}, []uint64{1}, map[string]int{"b": 1}},
 	}
@@ -52,10 +52,11 @@ func TestOwnerCacheMatch(t *testing.T) {
 func TestOwnerCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	var size int
 	c := newOwnerCache(3, func(n int) { size = n })
-	until := time.Now().Add(time.Minute)
-	c.put(1, []uint64{1, 2, 3}, "a", until)
+	now := time.Now()
+	until := now.Add(time.Minute)
+	c.put(1, []uint64{1, 2, 3}, "a", until, now)
 	c.match([]uint64{1}, time.Now()) // 1 is now the most recent
-	c.put(4, []uint64{4, 5}, "a", until)
+	c.put(4, []uint64{4, 5}, "a", until, now)
 	if size != 3 {
 		t.Fatalf("size = %d, want 3", size)
 	}
@@ -70,9 +71,9 @@ func TestOwnerCacheEvictsLeastRecentlyUsed(t *testing.T) {
 func TestOwnerCacheFreshAndSnapshot(t *testing.T) {
 	now := time.Now()
 	c := newOwnerCache(100, func(int) {})
-	c.put(1, []uint64{1, 2}, "a", now.Add(time.Minute))
-	c.put(9, []uint64{9}, "b", now.Add(2*time.Minute))
-	c.put(9, []uint64{8}, "b", now.Add(-time.Second))
+	c.put(1, []uint64{1, 2}, "a", now.Add(time.Minute), now)
+	c.put(9, []uint64{9}, "b", now.Add(2*time.Minute), now)
+	c.put(9, []uint64{8}, "b", now.Add(-time.Second), now)
 	if !c.fresh([]uint64{1, 2}, "a", now.Add(30*time.Second)) {
 		t.Fatal("fresh = false for a chain recorded for a minute")
 	}
