@@ -13,7 +13,14 @@
 //
 // Modes, chosen by environment variables:
 //
-//	(none)                short form, part of `make test`
-//	VLLM_PXY_FAULTS=long  long form (`make faults`): more load, longer phases
-//	VLLM_PXY_SOAK=N       TestSoak holds a mixed load for N minutes (`make soak`)
+//	(none)                     short form, part of `make test`
+//	VLLM_PXY_FAULTS=long       long form (`make faults`): more load, longer phases, and the
+//	                           cases that wait minutes or show a known gap
+//	VLLM_PXY_SOAK=N            TestSoak holds a mixed load for N minutes (`make soak`)
+//	VLLM_PXY_BIN=path          run this vllm-proxy binary instead of building one
+//	VLLM_PXY_FAULTS_NOMOUNT=1  the files-dir case uses RLIMIT_FSIZE and chmod, not tmpfs
+//
+// Up to 6 cases run at once (they mostly wait) unless -parallel is given. The fuzz
+// targets here (FuzzProxyRequest, FuzzCreateBatchBody, FuzzFileIDPath) run in-process
+// and need no binary.
 package faults
