@@ -21,6 +21,9 @@ const (
 	// DefaultRecordAhead is how many blocks past twice the matched prefix a pick records:
 	// 16 blocks (1 KiB at the default block length) for a prompt never seen before.
 	DefaultRecordAhead = 16
+	// DefaultSharedRecordAhead is RecordAhead for what a pick shares with the other
+	// replicas: one block of a prompt never seen before.
+	DefaultSharedRecordAhead = 1
 )
 
 // CacheAwareConfig tunes the cache_aware policy. The zero value of every field means the
@@ -61,6 +64,13 @@ type CacheAwareConfig struct {
 	// recorded after a few requests. Default 16 (DefaultRecordAhead); -1 records every
 	// block (the whole chain on every pick).
 	RecordAhead int
+	// SharedRecordAhead is RecordAhead for the part of the record a shared index
+	// (SharedPrefixRecorder, i.e. Redis) passes to the other replicas:
+	// min(recorded, 2·m + SharedRecordAhead) blocks. The default 1 makes a prompt seen
+	// once cost one Redis key, enough for every replica to send its repeats to the same
+	// backend; each repeat doubles the shared depth. -1 shares all that is recorded.
+	// Default 1 (DefaultSharedRecordAhead).
+	SharedRecordAhead int
 }
 
 // Validate reports every problem in c (zero values are valid: they mean the default).
@@ -99,6 +109,9 @@ func (c CacheAwareConfig) problems() []string {
 	if c.RecordAhead < -1 {
 		add("record_ahead must be -1 (whole chain), 0 (default) or positive (got %d)", c.RecordAhead)
 	}
+	if c.SharedRecordAhead < -1 {
+		add("shared_record_ahead must be -1 (all recorded), 0 (default) or positive (got %d)", c.SharedRecordAhead)
+	}
 	return probs
 }
 
@@ -126,6 +139,9 @@ func (c CacheAwareConfig) withDefaults() CacheAwareConfig {
 	}
 	if c.RecordAhead == 0 {
 		c.RecordAhead = DefaultRecordAhead
+	}
+	if c.SharedRecordAhead == 0 {
+		c.SharedRecordAhead = DefaultSharedRecordAhead
 	}
 	return c
 }

@@ -43,7 +43,9 @@ const (
 //     released to least_load (reason saturation_release).
 //  5. Record that the chosen backend now holds the chain, up to RecordDepth: its match
 //     doubled plus RecordAhead blocks, so one-off prompts cost RecordAhead blocks of index
-//     (locally and in Redis) while reused prefixes are recorded deeper with every reuse.
+//     while reused prefixes are recorded deeper with every reuse. A shared index
+//     (SharedPrefixRecorder) passes the other replicas the match doubled plus
+//     SharedRecordAhead blocks: one Redis key for a prompt seen once.
 //
 // CacheAware is safe for concurrent use if its Rand and index are.
 type CacheAware struct {
@@ -117,7 +119,7 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	}
 	chosen := cands[idx].Backend.ID()
 	matched := matches[chosen]
-	p.idx.Record(chosen, hashes[:RecordDepth(matched, len(hashes), p.cfg.RecordAhead)])
+	p.record(chosen, hashes, matched)
 
 	total := promptBlocks(req.Prompt, bc)
 	hit := float64(matched) / float64(total)
@@ -126,6 +128,17 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	uncached := max(req.PromptTokens()-matched*bc/charsPerToken, 1)
 	p.observeHit(chosen, matched*bc, len(req.Prompt), uncached)
 	return Choice{Index: idx, UncachedTokens: uncached}, nil
+}
+
+// record notes that backend holds hashes, to the depths RecordAhead and
+// SharedRecordAhead allow for a backend that matched m blocks.
+func (p *CacheAware) record(backend string, hashes []uint64, m int) {
+	local := hashes[:RecordDepth(m, len(hashes), p.cfg.RecordAhead)]
+	if sr, ok := p.idx.(SharedPrefixRecorder); ok {
+		sr.RecordShared(backend, local, RecordDepth(m, len(local), p.cfg.SharedRecordAhead))
+		return
+	}
+	p.idx.Record(backend, local)
 }
 
 // warm chooses for a request some backend holds more of than another. Among the holders

@@ -77,18 +77,18 @@ func TestRecordAheadMultiTurn(t *testing.T) {
 }
 
 // TestDistinctPromptsBoundedIndex: 1,000 distinct ~4 KB prompts (64 blocks each) through
-// a cache_aware router on Redis leave at most RecordAhead keys per request in Redis and at
-// most PrefixCacheBlocks blocks in the replica's local cache.
+// a cache_aware router on Redis leave SharedRecordAhead (1) key per request in Redis and
+// at most PrefixCacheBlocks blocks in the replica's local cache.
 func TestDistinctPromptsBoundedIndex(t *testing.T) {
 	const n, capBlocks = 1000, 5000
 	run := runDistinct(t, n, CacheAwareConfig{}, state.Config{PrefixCacheBlocks: capBlocks})
 	if run.dropped != 0 {
 		t.Fatalf("%v records dropped", run.dropped)
 	}
-	// Every prompt differs from its first block: one key per recorded block, plus the
-	// store's own keys (epoch, in-flight, …).
-	if max := int64(n*DefaultRecordAhead + 10); run.keys > max || run.keys < n*DefaultRecordAhead {
-		t.Fatalf("redis holds %d keys for %d prompts, want %d..%d", run.keys, n, n*DefaultRecordAhead, max)
+	// Every prompt differs from its first block: one key per prompt, plus the store's
+	// own keys (epoch, in-flight, …).
+	if max := int64(n*DefaultSharedRecordAhead + 10); run.keys > max || run.keys < n*DefaultSharedRecordAhead {
+		t.Fatalf("redis holds %d keys for %d prompts, want %d..%d", run.keys, n, n*DefaultSharedRecordAhead, max)
 	}
 	if got := run.store.Prefix().CachedBlocks(); got > capBlocks {
 		t.Fatalf("local cache holds %d blocks, cap %d", got, capBlocks)

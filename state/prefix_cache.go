@@ -204,29 +204,34 @@ func (c *ownerCache) owners(i int32, f func(o uint64)) {
 
 // fresh reports whether backend owns every block of hashes until at least until.
 func (c *ownerCache) fresh(hashes []uint64, backend string, until time.Time) bool {
+	return c.owned(hashes, backend, until) == len(hashes)
+}
+
+// owned is how many leading blocks of hashes backend owns until at least until.
+func (c *ownerCache) owned(hashes []uint64, backend string, until time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.backendN[backend]
 	if !ok {
-		return false
+		return 0
 	}
-	min := until.UnixMilli()
-	for _, h := range hashes {
+	least := until.UnixMilli()
+	for k, h := range hashes {
 		i, ok := c.index[h]
 		if !ok {
-			return false
+			return k
 		}
-		owned := false
+		has := false
 		c.owners(i, func(o uint64) {
-			if ownerNum(o) == n && ownerUntil(o) >= min {
-				owned = true
+			if ownerNum(o) == n && ownerUntil(o) >= least {
+				has = true
 			}
 		})
-		if !owned {
-			return false
+		if !has {
+			return k
 		}
 	}
-	return true
+	return len(hashes)
 }
 
 // match returns, per backend, how many leading blocks of hashes it owns at now. The walk
