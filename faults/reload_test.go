@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,4 +80,55 @@ func TestReloadBrokenConfig(t *testing.T) {
 	}
 	result(t, "3 broken files rejected (seen %s and %s after the write), old config kept; valid file applied; %s",
 		d1.Round(time.Millisecond), d2.Round(time.Millisecond), st.Summary())
+}
+
+// TestReloadRemovesBackendMidStream: streams are running on two backends when a config
+// reload removes one of them. Expected: every stream that was running completes cleanly
+// (in-flight requests survive a reload), no request fails, and once the reload is logged
+// the removed backend gets no new request.
+func TestReloadRemovesBackendMidStream(t *testing.T) {
+	t.Parallel()
+	keep := startSim(t, sim.Config{DecodeStepMs: 10})
+	drop := startSim(t, sim.Config{DecodeStepMs: 10})
+	px, path := startProxy(t, "proxy", proxyConfig{Backends: []string{keep.URL(), drop.URL()},
+		Routing: "  policy: round_robin\n"}, "", nil, procOpts{})
+	c := newClient(t)
+
+	n := 8
+	results := make([]streamResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = streamChat(t.Context(), c, px.URL, chatBody(i, 100, true), nil) }) // ~1 s each
+	}
+	if !poll(5*time.Second, func() bool { return drop.Snapshot().InFlight > 0 && keep.Snapshot().InFlight > 0 }) {
+		t.Fatalf("the streams did not reach both backends")
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(proxyConfig{Backends: []string{keep.URL()}, Routing: "  policy: round_robin\n"}.yaml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	px.waitLog("config reloaded", 10*time.Second)
+	inflightAtReload := drop.Snapshot().InFlight
+	after := served(drop) + drop.Snapshot().InFlight
+	var st loadStats
+	for i := range 20 {
+		st.add(chat(t.Context(), c, px.URL, chatBody(100+i, 2, false)), time.Now())
+	}
+	wg.Wait()
+	for i, r := range results {
+		if !r.Clean() {
+			t.Errorf("stream %d across the reload: %+v", i, r)
+		}
+	}
+	if st.Failed() != 0 {
+		t.Errorf("requests after the reload: %s", st.Summary())
+	}
+	if got := served(drop); got > after {
+		t.Errorf("the removed backend got %d new requests after the reload", got-after)
+	}
+	result(t, "%d streams (%d on the removed backend at the reload) all completed cleanly; 20 requests after the reload, 0 errors, none on the removed backend",
+		n, inflightAtReload)
 }
