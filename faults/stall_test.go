@@ -16,14 +16,10 @@ import (
 // by the streams' size (it does not buffer what the client does not read); a normal
 // request is then served.
 //
-// Known gap (docs/RELIABILITY.md): the backend is released at request_timeout, but the
-// proxy's handler stays blocked writing to the stalled client (no write deadline), so
-// the request stays in flight until the client goes away. Until that is fixed this test
-// runs only in the long form, where it fails.
+// The proxy sets each inference request's write deadline to its request_timeout (+1 s), so the
+// handler blocked writing to a stalled client is released then (this test found that
+// gap).
 func TestStalledReaders(t *testing.T) {
-	if !long() {
-		t.Skip("known gap, fails until the proxy bounds writes to a stalled client (docs/RELIABILITY.md); runs with VLLM_PXY_FAULTS=long")
-	}
 	t.Parallel()
 	be := startSim(t, sim.Config{DecodeStepMs: -1, DecodePerSeqMs: -1, MaxModelLen: 32768, NumGPUBlocks: 65536})
 	px, _ := startProxy(t, "proxy", proxyConfig{Backends: []string{be.URL()}, Routing: "  request_timeout: 3s\n"}, "", nil, procOpts{})

@@ -106,6 +106,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.reject(w, r, id, &clientError{kind: ErrNotFound, msg: "no endpoint " + r.Method + " " + r.URL.Path})
 }
 
+// writeGrace is how long past request_timeout a response may still be written: enough
+// for the closing events of a stream cut at the timeout, not for a client that stopped
+// reading.
+const writeGrace = time.Second
+
 // servePost proxies one inference request.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, id string) {
 	h.metrics.inFlightReq.Inc()
@@ -117,6 +122,14 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, id string) {
 		x.body = body
 		h.logReceived(x)
 		x.info, err = parseBody(r.Header.Get("Content-Type"), body, h.cfg.MaxPromptBytes)
+	}
+	// A client that stops reading must not hold its request past request_timeout: writes
+	// to it fail from then on, after a grace that lets a stream cut at the timeout still
+	// end with its error event and [DONE]. The deadline is cleared again for the next
+	// request on the connection (the server sets no WriteTimeout of its own).
+	rc := http.NewResponseController(w)
+	if rc.SetWriteDeadline(x.start.Add(h.cfg.RequestTimeout+writeGrace)) == nil {
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	}
 	var res *result
 	if err != nil {
