@@ -63,6 +63,8 @@ func TestStalledReaders(t *testing.T) {
 	if !ok {
 		inflight, _ := metric(c, px.URL, "vllm_proxy_in_flight_requests")
 		t.Errorf("20s later: backend in flight %d, proxy in flight %v: stalled readers hold their requests", be.Snapshot().InFlight, inflight)
+	} else if released > 8*time.Second { // request_timeout 3 s + 1 s grace, from the streams' start
+		t.Errorf("stalled readers released only %s after they started (request_timeout 3s)", released)
 	}
 	grew := peakRSS - before.rssKB
 	if grew > 64<<10 {
