@@ -96,7 +96,8 @@ func (r *Router) healthAll(ctx context.Context) {
 }
 
 // probe runs one GET /health and applies the result: a healthy answer restores an ejected
-// backend (and refreshes its models), a failure ejects it or doubles its back-off.
+// backend (and refreshes its models, as it does for a backend whose last model fetch
+// failed), a failure ejects it or doubles its back-off.
 func (r *Router) probe(ctx context.Context, b *Backend) {
 	err := r.checkHealth(ctx, b)
 	if ctx.Err() != nil {
@@ -114,9 +115,14 @@ func (r *Router) probe(ctx context.Context, b *Backend) {
 		if !b.removed {
 			b.m.up.Set(1)
 		}
+		// A healthy backend whose model list could not be read (e.g. it was still
+		// starting when the proxy did) is asked again now, not at the next refresh.
+		modelsMissing := b.modelsErr != ""
 		b.mu.Unlock()
 		if restored {
 			r.log.LogAttrs(ctx, slogInfo, "backend restored", attrBackend(b.id))
+		}
+		if restored || modelsMissing {
 			if r.refreshModels(ctx, b) {
 				r.rebuild()
 			}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func modelIDs(r *Router) []string {
@@ -89,4 +90,22 @@ func TestParseModelsFillsShape(t *testing.T) {
 	if _, err := ParseModels(strings.NewReader(`[1,2]`)); err == nil {
 		t.Fatal("a JSON array parsed as a model list")
 	}
+}
+
+// TestModelsRetriedWhenFirstFetchFailed: a backend that was healthy but could not list its
+// models when the router started (still loading) is asked again at the next health probe,
+// not only after models_refresh_interval.
+func TestModelsRetriedWhenFirstFetchFailed(t *testing.T) {
+	a := newFakeVLLM(t, "llama")
+	a.mu.Lock()
+	a.models = "not json"
+	a.mu.Unlock()
+	cfg := fastConfig(a.URL)
+	cfg.ModelsRefreshInterval = time.Hour
+	r, _ := startRouter(t, cfg)
+	if got := modelIDs(r); len(got) != 0 {
+		t.Fatalf("models before the backend could list them = %v", got)
+	}
+	a.setModels("llama")
+	eventually(t, "the model list to be fetched again", func() bool { return slices.Equal(modelIDs(r), []string{"llama"}) })
 }
