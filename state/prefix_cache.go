@@ -10,16 +10,16 @@ import (
 // replica's own records and what lookups brought back, so lookups degrade to it when Redis
 // is slow or gone. Safe for concurrent use.
 //
-// Memory is flat and bounded: one pointer-free slot per block in a slice that grows to
-// the cap and is then reused (least recently used first), an index map from hash to slot,
-// and each owner packed into one uint64 (deadline in Unix ms, interned backend number).
-// That is at most CacheBytesPerBlock bytes a block (82–95 measured), so the default
-// 200,000 blocks take about 19 MB, and the garbage collector has no pointers to chase
-// through it.
+// Memory is flat and bounded: one pointer-free 48-byte slot per block in a slice that
+// grows to the cap and is then reused (least recently used first), an open-addressing
+// table of 4-byte slot numbers from hash to slot (slotTable), and each owner packed into
+// one uint64 (deadline in Unix ms, interned backend number). That is at most
+// CacheBytesPerBlock bytes a block (55–58 measured), so the default 200,000 blocks take
+// about 12 MB, and the garbage collector has no pointers to chase through it.
 type ownerCache struct {
 	mu    sync.Mutex
 	cap   int
-	index map[uint64]int32 // block hash → slot
+	index slotTable // block hash → slot
 	slots []cacheSlot
 	// head is the most recently used slot, tail the least; -1 when empty.
 	head, tail int32
@@ -32,11 +32,12 @@ type ownerCache struct {
 	onSize   func(int)
 }
 
-// CacheBytesPerBlock bounds the cost of one block in the local ownership cache (slot,
-// index map entry and its share of the map's slack; TestOwnerCacheMemoryBound measures
-// it): Config.PrefixCacheBlocks × CacheBytesPerBlock bounds the cache's memory, plus
-// 8 bytes per owner for blocks more than three backends hold.
-const CacheBytesPerBlock = 104
+// CacheBytesPerBlock bounds the cost of one block in the local ownership cache: a
+// 48-byte slot plus 4 bytes per table position at a load between 3/8 and 3/4
+// (TestOwnerCacheMemoryBound measures it). Config.PrefixCacheBlocks × CacheBytesPerBlock
+// bounds the cache's memory, plus 8 bytes per owner for blocks more than three backends
+// hold.
+const CacheBytesPerBlock = 64
 
 // inlineOwners is how many owners a slot holds without an allocation.
 const inlineOwners = 3
@@ -57,7 +58,7 @@ func ownerUntil(o uint64) int64          { return int64(o >> 16) }
 func ownerLive(o uint64, now int64) bool { return o != 0 && ownerUntil(o) > now }
 
 func newOwnerCache(capacity int, onSize func(int)) *ownerCache {
-	return &ownerCache{cap: max(capacity, 1), index: map[uint64]int32{}, head: -1, tail: -1,
+	return &ownerCache{cap: max(capacity, 1), head: -1, tail: -1,
 		extra: map[int32][]uint64{}, backendN: map[string]uint16{}, onSize: onSize}
 }
 
@@ -111,7 +112,7 @@ func (c *ownerCache) touch(i int32) {
 // slotFor returns h's slot, taking a new one (or the least recently used one, evicting
 // its block) when h is not held, and makes it the most recently used.
 func (c *ownerCache) slotFor(h, root uint64) int32 {
-	if i, ok := c.index[h]; ok {
+	if i := c.index.find(h, c.slots); i >= 0 {
 		c.touch(i)
 		return i
 	}
@@ -127,11 +128,11 @@ func (c *ownerCache) slotFor(h, root uint64) int32 {
 	} else {
 		i = c.tail
 		c.unlink(i)
-		delete(c.index, c.slots[i].hash)
+		c.index.remove(c.slots[i].hash, c.slots)
 		delete(c.extra, i)
 	}
 	c.slots[i] = cacheSlot{hash: h, root: root}
-	c.index[h] = i
+	c.index.insert(h, i, c.slots)
 	c.pushFront(i)
 	return i
 }
@@ -152,7 +153,7 @@ func (c *ownerCache) put(root uint64, hashes []uint64, backend string, until, no
 		i := c.slotFor(h, root)
 		c.setOwner(i, n, o, ms)
 	}
-	c.onSize(len(c.index))
+	c.onSize(len(c.slots))
 }
 
 // setOwner gives backend n (packed owner o) its deadline in slot i, reusing an empty or
@@ -217,8 +218,8 @@ func (c *ownerCache) owned(hashes []uint64, backend string, until time.Time) int
 	}
 	least := until.UnixMilli()
 	for k, h := range hashes {
-		i, ok := c.index[h]
-		if !ok {
+		i := c.index.find(h, c.slots)
+		if i < 0 {
 			return k
 		}
 		has := false
@@ -244,8 +245,8 @@ func (c *ownerCache) match(hashes []uint64, now time.Time) map[string]int {
 	// Few backends own any one block: small slices beat a map per block.
 	var alive, next []uint16
 	for bi, h := range hashes {
-		i, ok := c.index[h]
-		if !ok {
+		i := c.index.find(h, c.slots)
+		if i < 0 {
 			break
 		}
 		c.touch(i)
@@ -346,5 +347,5 @@ func (c *ownerCache) snapshot(now time.Time) []chainOwnership {
 func (c *ownerCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.index)
+	return len(c.slots)
 }
