@@ -263,8 +263,13 @@ func (w *Workers) renewLoop(ctx context.Context) {
 			ok, err := w.jobs.Renew(rctx, k.batch, w.cfg.ReplicaID, k.chunk, w.cfg.Now(), w.cfg.LeaseTTL)
 			rcancel()
 			if err == nil && !ok {
-				w.log.WarnContext(ctx, "lease lost; stopping its task", "batch", k.batch, "chunk", k.chunk)
-				cancel()
+				w.mu.Lock()
+				_, running := w.leases[k] // a task that just released its lease is no loss
+				w.mu.Unlock()
+				if running {
+					w.log.WarnContext(ctx, "lease lost; stopping its task", "batch", k.batch, "chunk", k.chunk)
+					cancel()
+				}
 			}
 		}
 	}
