@@ -121,7 +121,7 @@ func TestReactsToInteractiveArrival(t *testing.T) {
 		window   time.Duration
 		min, max time.Duration // when the waiting batch request gets its slot
 	}{
-		{-1, 0, 100 * time.Millisecond},
+		{0, 0, 100 * time.Millisecond},
 		{2 * time.Second, 1700 * time.Millisecond, 2100 * time.Millisecond},
 	} {
 		t.Run(fmt.Sprint("window ", tc.window), func(t *testing.T) {

@@ -83,11 +83,11 @@ func TestPollTarget(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	err := Config{Mode: "fast", MaxConcurrent: -1, PollInterval: -time.Second, ReactInterval: -1,
-		InteractiveReserve: -2, Floor: -5}.Validate()
+		InteractiveReserve: -2, Floor: -5, PeakWindow: -time.Second}.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
 	}
-	for _, want := range []string{"mode", "max_concurrent", "poll_interval", "react_interval", "interactive_reserve", "floor"} {
+	for _, want := range []string{"mode", "max_concurrent", "poll_interval", "react_interval", "interactive_reserve", "floor", "peak_window"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error does not mention %s: %v", want, err)
 		}

@@ -68,7 +68,7 @@ func newGatedEnv(t *testing.T, cfg Config, bp backpressure.Config, capacity int,
 // reserve slots, does fill them while interactive traffic is absent (work-conserving),
 // and every line and request succeeds.
 func TestBatchAdmission(t *testing.T) {
-	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, ReactInterval: 10 * time.Millisecond, PeakWindow: -1}, 4,
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, ReactInterval: 10 * time.Millisecond}, 4,
 		sim.Config{MaxNumSeqs: 4, TimeScale: 10, OutputTokens: 40})
 	const lines = 24
 	var wg sync.WaitGroup
@@ -178,7 +178,7 @@ func TestBatchAdmissionWaitsOutsideTimeout(t *testing.T) {
 // within a few ticks (not after a batch request's duration), the interactive requests
 // succeed, and every batch line still finishes (evicted ones are sent again).
 func TestBatchEviction(t *testing.T) {
-	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, Evict: true, ReactInterval: 10 * time.Millisecond, PeakWindow: -1}, 4,
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: 1, Evict: true, ReactInterval: 10 * time.Millisecond}, 4,
 		sim.Config{MaxNumSeqs: 4, TimeScale: 10, OutputTokens: 40})
 	const lines = 3
 	var wg sync.WaitGroup
