@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/redis/go-redis/v9"
 
@@ -201,5 +202,35 @@ func TestBlobRedisReplacedMidRead(t *testing.T) {
 	}
 	if _, err := io.ReadAll(rc); !errors.Is(err, ErrBlobChanged) {
 		t.Fatalf("read of replaced blob: %v", err)
+	}
+}
+
+// TestBlobRedisWindowedReads reads a multi-chunk blob from offsets around the read
+// windows (64 KiB, doubling) and the chunk boundaries, in small and large reads.
+func TestBlobRedisWindowedReads(t *testing.T) {
+	c, _ := jobTestClient(t)
+	s := newBlobRedis(c)
+	ctx := t.Context()
+	data := make([]byte, 2*BlobChunkSize+blobFirstWindow+7)
+	_, _ = rand.Read(data)
+	if _, err := s.Put(ctx, "w", bytes.NewReader(data), -1); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 1, blobFirstWindow - 1, blobFirstWindow, 3*blobFirstWindow + 5, BlobChunkSize - 3, BlobChunkSize, 2*BlobChunkSize + 1, int64(len(data))} {
+		for _, small := range []bool{false, true} {
+			rc, err := s.Open(ctx, "w", off)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r io.Reader = rc
+			if small {
+				r = iotest.HalfReader(rc)
+			}
+			got, err := io.ReadAll(r)
+			_ = rc.Close()
+			if err != nil || !bytes.Equal(got, data[off:]) {
+				t.Fatalf("offset %d (small reads %v): %d bytes, err %v", off, small, len(got), err)
+			}
+		}
 	}
 }
