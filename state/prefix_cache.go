@@ -1,8 +1,10 @@
 package state
 
 import (
+	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // ownerCache is the local, bounded LRU of block ownership: block hash → backends owning it
@@ -10,12 +12,14 @@ import (
 // replica's own records and what lookups brought back, so lookups degrade to it when Redis
 // is slow or gone. Safe for concurrent use.
 //
-// Memory is flat and bounded: one pointer-free 48-byte slot per block in a slice that
-// grows to the cap and is then reused (least recently used first), an open-addressing
-// table of 4-byte slot numbers from hash to slot (slotTable), and each owner packed into
-// one uint64 (deadline in Unix ms, interned backend number). That is at most
-// CacheBytesPerBlock bytes a block (55–58 measured), so the default 200,000 blocks take
-// about 12 MB, and the garbage collector has no pointers to chase through it.
+// Memory is flat and bounded: one pointer-free 48-byte slot per block in an array of the
+// cap's size, reused least recently used first once full, an open-addressing table of
+// 4-byte slot numbers from hash to slot (slotTable), and each owner packed into one
+// uint64 (deadline in Unix ms, interned backend number). That is at most
+// CacheBytesPerBlock bytes a block (about 58), so the default 200,000 blocks take about
+// 12 MB. Slots and table are mapped outside the Go heap (mapSlice): they become resident
+// as they fill, the garbage collector neither scans them nor counts them toward its heap
+// goal (a GOGC of 400 would otherwise make 12 MB live cost ~60 MB of RSS).
 type ownerCache struct {
 	mu    sync.Mutex
 	cap   int
@@ -57,9 +61,26 @@ func ownerNum(o uint64) uint16           { return uint16(o) }
 func ownerUntil(o uint64) int64          { return int64(o >> 16) }
 func ownerLive(o uint64, now int64) bool { return o != 0 && ownerUntil(o) > now }
 
+// newOwnerCache returns a cache of at most capacity blocks. Its slots and table are
+// mapped outside the Go heap at their full size (mapSlice; pages become resident as they
+// are used) and released when the cache becomes unreachable; where mapping fails they
+// grow on the heap.
 func newOwnerCache(capacity int, onSize func(int)) *ownerCache {
-	return &ownerCache{cap: max(capacity, 1), head: -1, tail: -1,
+	c := &ownerCache{cap: max(capacity, 1), head: -1, tail: -1,
 		extra: map[int32][]uint64{}, backendN: map[string]uint16{}, onSize: onSize}
+	slots, m1, err := mapSlice[cacheSlot](c.cap)
+	if err != nil {
+		return c
+	}
+	pos, m2, err := mapSlice[int32](tableSizeFor(c.cap))
+	if err != nil {
+		unmap([][]byte{m1})
+		return c
+	}
+	c.slots = slots[:0]
+	c.index.use(pos)
+	runtime.AddCleanup(c, unmap, [][]byte{m1, m2})
+	return c
 }
 
 // num interns backend; 0 when the table is full (65,535 distinct ids).
@@ -341,6 +362,14 @@ func (c *ownerCache) snapshot(now time.Time) []chainOwnership {
 		})
 	}
 	return out
+}
+
+// reservedBytes is the memory the cache's slots and table take at their current size
+// (mapped or on the heap), not counting overflow owners.
+func (c *ownerCache) reservedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cap(c.slots)*int(unsafe.Sizeof(cacheSlot{})) + 4*len(c.index.pos)
 }
 
 // len is the number of blocks held.

@@ -42,33 +42,48 @@ func TestOwnerCacheManyOwners(t *testing.T) {
 	}
 }
 
-// TestOwnerCacheMemoryBound: a full cache of distinct blocks costs at most
-// CacheBytesPerBlock bytes a block of live heap, and stays at its cap however many more
-// blocks are recorded.
+// TestOwnerCacheMemoryBound: a full cache of distinct blocks reserves at most
+// CacheBytesPerBlock bytes a block, outside the Go heap (so GOGC does not multiply it),
+// and stays at its cap however many more blocks are recorded; the heap-grown fallback
+// (no mappings) stays within the same bound.
 func TestOwnerCacheMemoryBound(t *testing.T) {
 	const capBlocks = 100_000
-	now := time.Now()
+	fill := func(c *ownerCache) {
+		now := time.Now()
+		chain := make([]uint64, 16)
+		for i := range 3 * capBlocks / len(chain) {
+			for j := range chain {
+				chain[j] = uint64(i)<<8 | uint64(j) + 1
+			}
+			c.put(chain[0], chain, []string{"http://10.0.0.1:8000", "http://10.0.0.2:8000"}[i%2], now.Add(time.Minute), now)
+		}
+		// The oldest blocks were evicted, the newest are all there.
+		if got := c.match(chain, now); got["http://10.0.0.2:8000"] != len(chain) {
+			t.Fatalf("newest chain matches %v", got)
+		}
+		if c.len() != capBlocks {
+			t.Fatalf("cache holds %d blocks, cap %d", c.len(), capBlocks)
+		}
+	}
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	before := ms.HeapAlloc
-	c := newOwnerCache(capBlocks, func(int) {})
-	chain := make([]uint64, 16)
-	for i := range 3 * capBlocks / len(chain) {
-		for j := range chain {
-			chain[j] = uint64(i)<<8 | uint64(j) + 1
-		}
-		c.put(chain[0], chain, []string{"http://10.0.0.1:8000", "http://10.0.0.2:8000"}[i%2], now.Add(time.Minute), now)
-	}
+	before := int64(ms.HeapAlloc)
+	mapped := newOwnerCache(capBlocks, func(int) {})
+	fill(mapped)
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	perBlock := (int64(ms.HeapAlloc) - int64(before)) / capBlocks
-	t.Logf("%d bytes per block", perBlock)
-	if c.len() != capBlocks {
-		t.Fatalf("cache holds %d blocks, cap %d", c.len(), capBlocks)
+	heap := (int64(ms.HeapAlloc) - before) / capBlocks
+	reserved := mapped.reservedBytes() / capBlocks
+	t.Logf("mapped: %d bytes per block reserved, %d on the heap", reserved, heap)
+	if reserved > CacheBytesPerBlock || heap > 4 {
+		t.Fatalf("mapped cache: %d bytes per block reserved and %d on the heap; bounds %d and 4", reserved, heap, CacheBytesPerBlock)
 	}
-	if perBlock > CacheBytesPerBlock {
-		t.Fatalf("%d bytes per block, documented bound %d", perBlock, CacheBytesPerBlock)
+	runtime.KeepAlive(mapped)
+
+	onHeap := &ownerCache{cap: capBlocks, head: -1, tail: -1, extra: map[int32][]uint64{}, backendN: map[string]uint16{}, onSize: func(int) {}}
+	fill(onHeap)
+	if per := onHeap.reservedBytes() / capBlocks; per > CacheBytesPerBlock {
+		t.Fatalf("heap-grown cache: %d bytes per block, bound %d", per, CacheBytesPerBlock)
 	}
-	runtime.KeepAlive(c)
 }

@@ -50,15 +50,30 @@ func (t *slotTable) insert(h uint64, slot int32, slots []cacheSlot) {
 	t.n++
 }
 
+// tableSizeFor is the power-of-two table size that holds capacity entries at most three
+// quarters full.
+func tableSizeFor(capacity int) int {
+	size := minTableSize
+	for size*3 < capacity*4 {
+		size *= 2
+	}
+	return size
+}
+
+// use makes pos (zeroed, a power of two long) the table; only for an empty table.
+func (t *slotTable) use(pos []int32) {
+	t.pos = pos
+	t.shift = 64
+	for s := len(pos); s > 1; s >>= 1 {
+		t.shift--
+	}
+}
+
 // grow doubles the table (or makes the first one) and reinserts every slot.
 func (t *slotTable) grow(slots []cacheSlot) {
 	size := max(2*len(t.pos), minTableSize)
 	old := t.pos
-	t.pos = make([]int32, size)
-	t.shift = 64
-	for s := size; s > 1; s >>= 1 {
-		t.shift--
-	}
+	t.use(make([]int32, size))
 	mask := size - 1
 	for _, s := range old {
 		if s == 0 {
