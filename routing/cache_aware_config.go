@@ -21,8 +21,8 @@ const (
 	// DefaultRecordAhead is how many blocks past twice the matched prefix a pick records:
 	// 16 blocks (1 KiB at the default block length) for a prompt never seen before.
 	DefaultRecordAhead = 16
-	// DefaultSharedRecordAhead is RecordAhead for what a pick shares with the other
-	// replicas: one block of a prompt never seen before.
+	// DefaultSharedRecordAhead is how many blocks of a prompt that matched nothing a pick
+	// shares with the other replicas: one.
 	DefaultSharedRecordAhead = 1
 )
 
@@ -64,12 +64,12 @@ type CacheAwareConfig struct {
 	// recorded after a few requests. Default 16 (DefaultRecordAhead); -1 records every
 	// block (the whole chain on every pick).
 	RecordAhead int
-	// SharedRecordAhead is RecordAhead for the part of the record a shared index
-	// (SharedPrefixRecorder, i.e. Redis) passes to the other replicas:
-	// min(recorded, 2·m + SharedRecordAhead) blocks. The default 1 makes a prompt seen
-	// once cost one Redis key, enough for every replica to send its repeats to the same
-	// backend; each repeat doubles the shared depth. -1 shares all that is recorded.
-	// Default 1 (DefaultSharedRecordAhead).
+	// SharedRecordAhead is how much of a record a shared index (SharedPrefixRecorder,
+	// i.e. Redis) passes to the other replicas when the chosen backend matched nothing
+	// (a prompt seen for the first time): its first SharedRecordAhead blocks, enough for
+	// every replica to send a repeat to the same backend. A pick that matched shares all
+	// it records (see SharedDepth). The default 1 makes a one-off prompt cost one Redis
+	// key. -1 always shares all that is recorded. Default 1 (DefaultSharedRecordAhead).
 	SharedRecordAhead int
 }
 
@@ -144,6 +144,18 @@ func (c CacheAwareConfig) withDefaults() CacheAwareConfig {
 		c.SharedRecordAhead = DefaultSharedRecordAhead
 	}
 	return c
+}
+
+// SharedDepth is how many of the recorded blocks a pick that matched m blocks shares
+// with the other replicas: all of them once m > 0 (a second sighting: the prefix is
+// reused, and every replica should know it as deep as this one does), else the first
+// ahead (all when ahead < 0). So a stream of distinct prompts costs shared storage ahead
+// keys a request, while reused prefixes lag the local record by at most one doubling.
+func SharedDepth(m, recorded, ahead int) int {
+	if m > 0 || ahead < 0 {
+		return recorded
+	}
+	return min(recorded, ahead)
 }
 
 // RecordDepth is how many leading blocks of an n-block chain a pick records for a backend

@@ -34,7 +34,7 @@ func TestCacheAwareSharedIndexAcrossReplicas(t *testing.T) {
 	req := &Request{Model: "m", Prompt: prompt}
 	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
 	// A first sighting shares SharedRecordAhead blocks (one) with the other replicas.
-	hashes = hashes[:RecordDepth(0, len(hashes), DefaultSharedRecordAhead)]
+	hashes = hashes[:SharedDepth(0, len(hashes), DefaultSharedRecordAhead)]
 	cold, _ := boundedHash(hashes[0], candidatesOf(r1, "m"), DefaultLoadFactor, nil)
 	coldID := urls[cold]
 
@@ -79,7 +79,7 @@ func TestCacheAwareSharedIndexAcrossReplicas(t *testing.T) {
 	}
 	fresh := chat(words(4242, 256), "after the flush")
 	fh := HashPrompt(nil, PrefixSeed("m", "", ""), fresh, DefaultBlockChars, DefaultMaxBlocks)
-	fh = fh[:RecordDepth(0, len(fh), DefaultSharedRecordAhead)]
+	fh = fh[:SharedDepth(0, len(fh), DefaultSharedRecordAhead)]
 	freshCold, _ := boundedHash(fh[0], candidatesOf(r1, "m"), DefaultLoadFactor, nil)
 	freshOwner := sendVia(t.Context(), t, r1, &Request{Model: "m", Prompt: fresh, Exclude: []string{urls[freshCold]}})
 	eventually(t, "the post-flush record reaches redis", func() bool {

@@ -44,8 +44,9 @@ const (
 //  5. Record that the chosen backend now holds the chain, up to RecordDepth: its match
 //     doubled plus RecordAhead blocks, so one-off prompts cost RecordAhead blocks of index
 //     while reused prefixes are recorded deeper with every reuse. A shared index
-//     (SharedPrefixRecorder) passes the other replicas the match doubled plus
-//     SharedRecordAhead blocks: one Redis key for a prompt seen once.
+//     (SharedPrefixRecorder) passes all of it to the other replicas once the chosen
+//     backend matched something, but only SharedRecordAhead blocks of a prompt it
+//     matched nothing of: one Redis key for a prompt seen once.
 //
 // CacheAware is safe for concurrent use if its Rand and index are.
 type CacheAware struct {
@@ -130,12 +131,13 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	return Choice{Index: idx, UncachedTokens: uncached}, nil
 }
 
-// record notes that backend holds hashes, to the depths RecordAhead and
-// SharedRecordAhead allow for a backend that matched m blocks.
+// record notes that backend holds hashes, to the depth RecordAhead allows for a backend
+// that matched m blocks; a shared index shares all of it, or only SharedRecordAhead
+// blocks when m is 0 (SharedDepth).
 func (p *CacheAware) record(backend string, hashes []uint64, m int) {
 	local := hashes[:RecordDepth(m, len(hashes), p.cfg.RecordAhead)]
 	if sr, ok := p.idx.(SharedPrefixRecorder); ok {
-		sr.RecordShared(backend, local, RecordDepth(m, len(local), p.cfg.SharedRecordAhead))
+		sr.RecordShared(backend, local, SharedDepth(m, len(local), p.cfg.SharedRecordAhead))
 		return
 	}
 	p.idx.Record(backend, local)

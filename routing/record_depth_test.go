@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vllm-proxy/vllm-proxy/state"
+	"github.com/vllm-proxy/vllm-proxy/state/statetest"
 )
 
 func TestRecordDepth(t *testing.T) {
@@ -17,6 +18,20 @@ func TestRecordDepth(t *testing.T) {
 	} {
 		if got := RecordDepth(tt.m, tt.n, tt.ahead); got != tt.want {
 			t.Errorf("RecordDepth(%d, %d, %d) = %d, want %d", tt.m, tt.n, tt.ahead, got, tt.want)
+		}
+	}
+}
+
+func TestSharedDepth(t *testing.T) {
+	for _, tt := range []struct{ m, recorded, ahead, want int }{
+		{0, 16, 1, 1},   // first sighting: one block shared
+		{0, 16, 4, 4},   //
+		{0, 16, -1, 16}, // -1: share everything
+		{1, 18, 1, 18},  // a repeat shares all it records
+		{0, 0, 1, 0},
+	} {
+		if got := SharedDepth(tt.m, tt.recorded, tt.ahead); got != tt.want {
+			t.Errorf("SharedDepth(%d, %d, %d) = %d, want %d", tt.m, tt.recorded, tt.ahead, got, tt.want)
 		}
 	}
 }
@@ -92,5 +107,46 @@ func TestDistinctPromptsBoundedIndex(t *testing.T) {
 	}
 	if got := run.store.Prefix().CachedBlocks(); got > capBlocks {
 		t.Fatalf("local cache holds %d blocks, cap %d", got, capBlocks)
+	}
+}
+
+// TestSecondSightingSharesTheRecord: a prompt seen once by one replica is one key in
+// Redis; the same prompt on a second replica goes to the same backend and shares all it
+// records (2·1 + RecordAhead blocks), which a third replica then sees.
+func TestSecondSightingSharesTheRecord(t *testing.T) {
+	srv := statetest.StartRedis(t)
+	rc := redisClient(t, srv)
+	stores := []*state.Store{openFastState(t, srv.URL, "r1"), openFastState(t, srv.URL, "r2"), openFastState(t, srv.URL, "r3")}
+	var pols []*CacheAware
+	for _, st := range stores {
+		p, _ := newTestCacheAware(t, CacheAwareConfig{}, st.Prefix())
+		pols = append(pols, p)
+	}
+	cands := idleCands(4, 8)
+	prompt := distinctPrompt(1) // 64 blocks
+	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
+	prefixKeys := func() int {
+		keys, err := rc.Keys(t.Context(), "prefix:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	first := choose(t, pols[0], &Request{Model: "m", Prompt: prompt}, cands)
+	owner := cands[first].Backend.ID()
+	eventually(t, "the first sighting reaches redis", func() bool {
+		return stores[1].Prefix().Lookup(t.Context(), hashes)[owner] == 1
+	})
+	if n := prefixKeys(); n != 1 {
+		t.Fatalf("after one sighting redis holds %d prefix keys, want 1", n)
+	}
+	if got := choose(t, pols[1], &Request{Model: "m", Prompt: prompt}, cands); got != first {
+		t.Fatalf("second replica sent the prompt to %d, not %d", got, first)
+	}
+	eventually(t, "the second sighting's record reaches redis", func() bool {
+		return stores[2].Prefix().Lookup(t.Context(), hashes)[owner] == 2*1+DefaultRecordAhead
+	})
+	if n := prefixKeys(); n != 2*1+DefaultRecordAhead {
+		t.Fatalf("after two sightings redis holds %d prefix keys, want %d", n, 2*1+DefaultRecordAhead)
 	}
 }
