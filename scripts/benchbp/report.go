@@ -77,7 +77,9 @@ func printTables(w io.Writer, all []*result, sched string, load, capRate float64
 		react, tgt, burst := math.NaN(), math.NaN(), math.NaN()
 		if run == "C" {
 			react = get(run, ctl, func(r *result) float64 { return r.reactMS })
-			tgt = get(run, ctl, func(r *result) float64 { return r.targetMS })
+			if ctl != "off" { // no controller, no target
+				tgt = get(run, ctl, func(r *result) float64 { return r.targetMS })
+			}
 			burst = get(run, ctl, func(r *result) float64 { return r.burstTTFTP99 }) / ttft
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run, ctl,
@@ -179,8 +181,8 @@ func plotBurst(path string, all []*result, p plan) error {
 		if err != nil {
 			return err
 		}
-		sc.GlyphStyle.Radius = vg.Points(1.2)
-		sc.GlyphStyle.Color = plotutil.Color(0)
+		sc.Radius = vg.Points(1.2)
+		sc.Color = plotutil.Color(0)
 		top.Add(sc)
 		bottom := plot.New()
 		bottom.X.Label.Text, bottom.Y.Label.Text = "time (s)", "requests in flight"
