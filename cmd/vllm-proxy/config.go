@@ -94,6 +94,9 @@ type batchConfig struct {
 	BackpressureEnabled bool `yaml:"backpressure_enabled"`
 	// BackpressurePollInterval is how often backpressure rechecks load. Default 2s.
 	BackpressurePollInterval time.Duration `yaml:"backpressure_poll_interval"`
+	// BackpressureEvict stops the newest running batch requests beyond a backend's target
+	// when interactive traffic needs the room; they are sent again later. Default false.
+	BackpressureEvict bool `yaml:"backpressure_evict"`
 	// ChatCompletionPriority is the vLLM priority of interactive requests. Default 0.
 	ChatCompletionPriority int `yaml:"chat_completion_priority"`
 	// BatchPriority is the vLLM priority of batch lines (higher runs later). Default 10.

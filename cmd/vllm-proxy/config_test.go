@@ -44,6 +44,7 @@ batch:
   max_concurrent_requests: 7
   backpressure_enabled: false
   backpressure_poll_interval: 3s
+  backpressure_evict: true
   chat_completion_priority: -1
   batch_priority: 20
   files_dir: /var/lib/vllm-proxy/files
@@ -81,7 +82,7 @@ batch:
 		bc.ChatCompletionPriority != -1 || bc.BatchPriority != 20 || bc.FilesDir != "/var/lib/vllm-proxy/files" || bc.Workers {
 		t.Errorf("batch = %+v", bc)
 	}
-	if bc.LeaseTTL != 9*time.Second || bc.ChunkLines != 32 || bc.MaxFileBytes != 10<<20 || bc.MaxLines != 1000 || bc.MaxResultBytes != 1<<30 ||
+	if bc.LeaseTTL != 9*time.Second || !bc.BackpressureEvict || bc.ChunkLines != 32 || bc.MaxFileBytes != 10<<20 || bc.MaxLines != 1000 || bc.MaxResultBytes != 1<<30 ||
 		bc.FileTTL != 48*time.Hour || bc.CompletionWindow != time.Hour || bc.ModelWait != 30*time.Second || bc.RetryAttempts != 2 || bc.RetryBackoff != 250*time.Millisecond {
 		t.Errorf("batch tuning = %+v", bc)
 	}

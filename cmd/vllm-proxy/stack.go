@@ -145,6 +145,7 @@ func (s *stack) startBackpressure(ctx context.Context, app *App, cfg *fileConfig
 		Mode:          mode,
 		MaxConcurrent: cfg.Batch.MaxConcurrentRequests,
 		PollInterval:  cfg.Batch.BackpressurePollInterval,
+		Evict:         cfg.Batch.BackpressureEvict,
 	}, s.router, budget, app.Log.With(slog.String("component", "backpressure")), s.reg)
 	if err != nil {
 		return fmt.Errorf("building the backpressure controller: %w", err)
