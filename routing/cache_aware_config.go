@@ -21,9 +21,9 @@ const (
 	// DefaultRecordAhead is how many blocks past twice the matched prefix a pick records:
 	// 16 blocks (1 KiB at the default block length) for a prompt never seen before.
 	DefaultRecordAhead = 16
-	// DefaultSharedRecordAhead is how many blocks of a prompt that matched nothing a pick
-	// shares with the other replicas: one.
-	DefaultSharedRecordAhead = 1
+	// DefaultFirstRecordBlocks is how many blocks a pick records of a prompt the chosen
+	// backend matched nothing of: one.
+	DefaultFirstRecordBlocks = 1
 )
 
 // CacheAwareConfig tunes the cache_aware policy. The zero value of every field means the
@@ -57,20 +57,18 @@ type CacheAwareConfig struct {
 	// PrefixTTL is how long the in-process index believes a recorded ownership. Default
 	// 5m. (The shared index has its own TTL: state.Config.PrefixTTL.)
 	PrefixTTL time.Duration
-	// RecordAhead bounds what a pick records: the chosen backend's ownership of the first
-	// min(n, 2·m + RecordAhead) blocks of an n-block chain it matched m blocks of (see
-	// RecordDepth). A prompt seen once costs RecordAhead blocks in the index instead of
-	// its whole chain; each repeat doubles the recorded depth, so a shared prefix is fully
-	// recorded after a few requests. Default 16 (DefaultRecordAhead); -1 records every
-	// block (the whole chain on every pick).
-	RecordAhead int
-	// SharedRecordAhead is how much of a record a shared index (SharedPrefixRecorder,
-	// i.e. Redis) passes to the other replicas when the chosen backend matched nothing
-	// (a prompt seen for the first time): its first SharedRecordAhead blocks, enough for
-	// every replica to send a repeat to the same backend. A pick that matched shares all
-	// it records (see SharedDepth). The default 1 makes a one-off prompt cost one Redis
-	// key. -1 always shares all that is recorded. Default 1 (DefaultSharedRecordAhead).
-	SharedRecordAhead int
+	// RecordAhead and FirstRecordBlocks bound what a pick records (see RecordDepth): a
+	// pick that matched m > 0 blocks of an n-block chain records the chosen backend as
+	// holding the first min(n, 2·m + RecordAhead); a pick that matched nothing records
+	// FirstRecordBlocks blocks, enough for every replica to send a repeat to the same
+	// backend. So a one-off prompt costs one block of index (one Redis key) instead of its
+	// whole chain, and each reuse doubles the recorded depth. Every replica records the
+	// same depths, so they agree on which backend holds more. RecordAhead default 16
+	// (DefaultRecordAhead), -1 records whole chains (the old behaviour, FirstRecordBlocks
+	// then unused); FirstRecordBlocks default 1 (DefaultFirstRecordBlocks), -1 records
+	// RecordAhead blocks of a new prompt too.
+	RecordAhead       int
+	FirstRecordBlocks int
 }
 
 // Validate reports every problem in c (zero values are valid: they mean the default).
@@ -109,8 +107,8 @@ func (c CacheAwareConfig) problems() []string {
 	if c.RecordAhead < -1 {
 		add("record_ahead must be -1 (whole chain), 0 (default) or positive (got %d)", c.RecordAhead)
 	}
-	if c.SharedRecordAhead < -1 {
-		add("shared_record_ahead must be -1 (all recorded), 0 (default) or positive (got %d)", c.SharedRecordAhead)
+	if c.FirstRecordBlocks < -1 {
+		add("first_record_blocks must be -1 (record_ahead), 0 (default) or positive (got %d)", c.FirstRecordBlocks)
 	}
 	return probs
 }
@@ -140,36 +138,30 @@ func (c CacheAwareConfig) withDefaults() CacheAwareConfig {
 	if c.RecordAhead == 0 {
 		c.RecordAhead = DefaultRecordAhead
 	}
-	if c.SharedRecordAhead == 0 {
-		c.SharedRecordAhead = DefaultSharedRecordAhead
+	if c.FirstRecordBlocks == 0 {
+		c.FirstRecordBlocks = DefaultFirstRecordBlocks
 	}
 	return c
 }
 
-// SharedDepth is how many of the recorded blocks a pick that matched m blocks shares
-// with the other replicas: all of them once m > 0 (a second sighting: the prefix is
-// reused, and every replica should know it as deep as this one does), else the first
-// ahead (all when ahead < 0). So a stream of distinct prompts costs shared storage ahead
-// keys a request, while reused prefixes lag the local record by at most one doubling.
-func SharedDepth(m, recorded, ahead int) int {
-	if m > 0 || ahead < 0 {
-		return recorded
-	}
-	return min(recorded, ahead)
-}
-
 // RecordDepth is how many leading blocks of an n-block chain a pick records for a backend
-// that matched m of them: min(n, 2·m + ahead), or n when ahead < 0. The index then grows
-// with what is reused, not with what is sent: a prompt seen once records ahead blocks;
-// each later request sharing the recorded part records twice its match plus ahead, so a
-// prefix shared by k requests is recorded to depth ≥ ahead·(2^k − 1). Affinity needs only
-// the first blocks in which prompts differ; the recorded depth is a lower bound of what
-// the backend holds, so matches (and the predicted hit) err on the short side.
-func RecordDepth(m, n, ahead int) int {
-	if ahead < 0 {
+// that matched m of them: min(n, 2·m + ahead) when m > 0, min(n, first) when m is 0
+// (min(n, ahead) when first < 0), and n when ahead < 0. The index then grows with what
+// is reused, not with what is sent: a prompt seen once records first blocks; a request
+// sharing the recorded part records twice its match plus ahead, so a prefix shared by
+// k+1 requests is recorded at least ahead·(2^k − 1) deep. Affinity needs only the first
+// blocks in which prompts differ; the recorded depth is a lower bound of what the
+// backend holds, so matches (and the predicted hit) err on the short side.
+func RecordDepth(m, n, ahead, first int) int {
+	switch {
+	case ahead < 0:
 		return n
+	case m > 0:
+		return min(n, 2*m+ahead)
+	case first < 0:
+		return min(n, ahead)
 	}
-	return min(n, 2*m+ahead)
+	return min(n, first)
 }
 
 // CHWBLConfig tunes the chwbl baseline policy (KubeAI's PrefixHash). The zero value of

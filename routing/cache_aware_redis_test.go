@@ -33,8 +33,8 @@ func TestCacheAwareSharedIndexAcrossReplicas(t *testing.T) {
 	prompt := chat(words(42, 256), words(43, 32))
 	req := &Request{Model: "m", Prompt: prompt}
 	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
-	// A first sighting shares SharedRecordAhead blocks (one) with the other replicas.
-	hashes = hashes[:SharedDepth(0, len(hashes), DefaultSharedRecordAhead)]
+	// A first sighting records FirstRecordBlocks blocks (one).
+	hashes = hashes[:RecordDepth(0, len(hashes), DefaultRecordAhead, DefaultFirstRecordBlocks)]
 	cold, _ := boundedHash(hashes[0], candidatesOf(r1, "m"), DefaultLoadFactor, nil)
 	coldID := urls[cold]
 
@@ -79,7 +79,7 @@ func TestCacheAwareSharedIndexAcrossReplicas(t *testing.T) {
 	}
 	fresh := chat(words(4242, 256), "after the flush")
 	fh := HashPrompt(nil, PrefixSeed("m", "", ""), fresh, DefaultBlockChars, DefaultMaxBlocks)
-	fh = fh[:SharedDepth(0, len(fh), DefaultSharedRecordAhead)]
+	fh = fh[:RecordDepth(0, len(fh), DefaultRecordAhead, DefaultFirstRecordBlocks)]
 	freshCold, _ := boundedHash(fh[0], candidatesOf(r1, "m"), DefaultLoadFactor, nil)
 	freshOwner := sendVia(t.Context(), t, r1, &Request{Model: "m", Prompt: fresh, Exclude: []string{urls[freshCold]}})
 	eventually(t, "the post-flush record reaches redis", func() bool {

@@ -23,7 +23,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		MaxFails:         -1,
 		StaleAfter:       -2,
 		CacheAware: CacheAwareConfig{BlockChars: -1, MaxBlocks: -1, PrefillTokensPerSecond: -1, QueueBudget: -1,
-			SaturationLoad: -1, LoadFactor: 0.5, LocalIndexBlocks: -1, PrefixTTL: -1, RecordAhead: -2, SharedRecordAhead: -3},
+			SaturationLoad: -1, LoadFactor: 0.5, LocalIndexBlocks: -1, PrefixTTL: -1, RecordAhead: -2, FirstRecordBlocks: -3},
 		CHWBL: CHWBLConfig{KeyChars: -1, LoadFactor: 0.9},
 	}
 	err := cfg.Validate()
@@ -49,7 +49,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		"cache_aware: local_index_blocks must not be negative",
 		"cache_aware: prefix_ttl must not be negative",
 		"cache_aware: record_ahead must be -1 (whole chain), 0 (default) or positive (got -2)",
-		"cache_aware: shared_record_ahead must be -1 (all recorded), 0 (default) or positive (got -3)",
+		"cache_aware: first_record_blocks must be -1 (record_ahead), 0 (default) or positive (got -3)",
 		"chwbl: key_chars must not be negative",
 		"chwbl: load_factor must be at least 1 (got 0.9)",
 		"max_fails must not be negative",
@@ -77,7 +77,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults = %+v", d)
 	}
 	if want := (CacheAwareConfig{MaxBlocks: 256, PrefillTokensPerSecond: 10000, QueueBudget: 2 * time.Second,
-		SaturationLoad: 1, LoadFactor: 1.25, LocalIndexBlocks: 200000, PrefixTTL: 5 * time.Minute, RecordAhead: 16, SharedRecordAhead: 1}); d.CacheAware != want {
+		SaturationLoad: 1, LoadFactor: 1.25, LocalIndexBlocks: 200000, PrefixTTL: 5 * time.Minute, RecordAhead: 16, FirstRecordBlocks: 1}); d.CacheAware != want {
 		t.Fatalf("cache_aware defaults = %+v, want %+v", d.CacheAware, want)
 	}
 	if want := (CHWBLConfig{KeyChars: 100, LoadFactor: 1.25}); d.CHWBL != want {

@@ -42,11 +42,9 @@ const (
 //     elsewhere serve only the overflow instead of splitting the prefix's traffic. When no holder may, the request is
 //     released to least_load (reason saturation_release).
 //  5. Record that the chosen backend now holds the chain, up to RecordDepth: its match
-//     doubled plus RecordAhead blocks, so one-off prompts cost RecordAhead blocks of index
-//     while reused prefixes are recorded deeper with every reuse. A shared index
-//     (SharedPrefixRecorder) passes all of it to the other replicas once the chosen
-//     backend matched something, but only SharedRecordAhead blocks of a prompt it
-//     matched nothing of: one Redis key for a prompt seen once.
+//     doubled plus RecordAhead blocks, or FirstRecordBlocks (one) when it matched
+//     nothing, so one-off prompts cost one block of index (locally and in Redis) while
+//     reused prefixes are recorded deeper with every reuse.
 //
 // CacheAware is safe for concurrent use if its Rand and index are.
 type CacheAware struct {
@@ -120,7 +118,7 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	}
 	chosen := cands[idx].Backend.ID()
 	matched := matches[chosen]
-	p.record(chosen, hashes, matched)
+	p.idx.Record(chosen, hashes[:RecordDepth(matched, len(hashes), p.cfg.RecordAhead, p.cfg.FirstRecordBlocks)])
 
 	total := promptBlocks(req.Prompt, bc)
 	hit := float64(matched) / float64(total)
@@ -129,18 +127,6 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	uncached := max(req.PromptTokens()-matched*bc/charsPerToken, 1)
 	p.observeHit(chosen, matched*bc, len(req.Prompt), uncached)
 	return Choice{Index: idx, UncachedTokens: uncached}, nil
-}
-
-// record notes that backend holds hashes, to the depth RecordAhead allows for a backend
-// that matched m blocks; a shared index shares all of it, or only SharedRecordAhead
-// blocks when m is 0 (SharedDepth).
-func (p *CacheAware) record(backend string, hashes []uint64, m int) {
-	local := hashes[:RecordDepth(m, len(hashes), p.cfg.RecordAhead)]
-	if sr, ok := p.idx.(SharedPrefixRecorder); ok {
-		sr.RecordShared(backend, local, SharedDepth(m, len(local), p.cfg.SharedRecordAhead))
-		return
-	}
-	p.idx.Record(backend, local)
 }
 
 // warm chooses for a request some backend holds more of than another. Among the holders

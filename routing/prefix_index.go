@@ -25,14 +25,6 @@ type PrefixIndex interface {
 	Record(backend string, hashes []uint64)
 }
 
-// SharedPrefixRecorder is implemented by a shared PrefixIndex (*state.PrefixIndex) that
-// can keep a chain deeper for this replica's own lookups than what it tells the other
-// replicas: RecordShared notes that backend holds every block of hashes, and shares only
-// hashes[:shared]. cache_aware uses it to keep one-off prompts out of shared storage.
-type SharedPrefixRecorder interface {
-	RecordShared(backend string, hashes []uint64, shared int)
-}
-
 // prefixForgetter is implemented by indexes that can drop a backend that left the pool
 // (LocalPrefixIndex, *state.PrefixIndex).
 type prefixForgetter interface {

@@ -8,44 +8,32 @@ import (
 )
 
 func TestRecordDepth(t *testing.T) {
-	for _, tt := range []struct{ m, n, ahead, want int }{
-		{0, 64, 16, 16},  // first sighting: ahead blocks
-		{16, 64, 16, 48}, // a repeat doubles the match, plus ahead
-		{48, 64, 16, 64}, // capped at the chain
-		{0, 5, 16, 5},    // short chains are recorded whole
-		{0, 64, -1, 64},  // -1: the whole chain
-		{100, 256, 1, 201},
+	for _, tt := range []struct{ m, n, ahead, first, want int }{
+		{0, 64, 16, 1, 1},     // first sighting: first blocks
+		{0, 64, 16, -1, 16},   // first -1: ahead blocks
+		{1, 64, 16, 1, 18},    // a repeat doubles the match, plus ahead
+		{18, 64, 16, 1, 52},   //
+		{52, 64, 16, 1, 64},   // capped at the chain
+		{0, 0, 16, 1, 0},      // nothing to record
+		{0, 64, -1, 1, 64},    // ahead -1: the whole chain
+		{100, 256, 1, 1, 201}, //
 	} {
-		if got := RecordDepth(tt.m, tt.n, tt.ahead); got != tt.want {
-			t.Errorf("RecordDepth(%d, %d, %d) = %d, want %d", tt.m, tt.n, tt.ahead, got, tt.want)
+		if got := RecordDepth(tt.m, tt.n, tt.ahead, tt.first); got != tt.want {
+			t.Errorf("RecordDepth(%d, %d, %d, %d) = %d, want %d", tt.m, tt.n, tt.ahead, tt.first, got, tt.want)
 		}
 	}
 }
 
-func TestSharedDepth(t *testing.T) {
-	for _, tt := range []struct{ m, recorded, ahead, want int }{
-		{0, 16, 1, 1},   // first sighting: one block shared
-		{0, 16, 4, 4},   //
-		{0, 16, -1, 16}, // -1: share everything
-		{1, 18, 1, 18},  // a repeat shares all it records
-		{0, 0, 1, 0},
-	} {
-		if got := SharedDepth(tt.m, tt.recorded, tt.ahead); got != tt.want {
-			t.Errorf("SharedDepth(%d, %d, %d) = %d, want %d", tt.m, tt.recorded, tt.ahead, got, tt.want)
-		}
-	}
-}
-
-// TestRecordDepthGrowsWithReuse: a 16 KiB prompt seen once is recorded RecordAhead blocks
-// deep; every repeat doubles its recorded depth until the whole chain is known, and the
-// repeats keep their backend throughout.
+// TestRecordDepthGrowsWithReuse: a 16 KiB prompt seen once is recorded one block deep;
+// every repeat doubles its recorded depth (plus RecordAhead) until the whole chain is
+// known, and the repeats keep their backend throughout.
 func TestRecordDepthGrowsWithReuse(t *testing.T) {
 	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
 	cands := idleCands(4, 8)
 	prompt := chat(words(7, 4096), "q") // 256+ blocks: capped at MaxBlocks
 	hashes := HashPrompt(nil, PrefixSeed("m", "", ""), prompt, DefaultBlockChars, DefaultMaxBlocks)
 	first := -1
-	for i, want := range []int{16, 48, 112, 240, 256, 256} {
+	for i, want := range []int{1, 18, 52, 120, 256, 256} {
 		got := choose(t, p, &Request{Model: "m", Prompt: prompt}, cands)
 		if first < 0 {
 			first = got
@@ -60,7 +48,7 @@ func TestRecordDepthGrowsWithReuse(t *testing.T) {
 
 // TestRecordAheadMultiTurn: conversations behind a 4 KiB system prompt every backend holds
 // spread over the backends and each stays on the backend of its first turn as its turns
-// extend the prompt (its first RecordAhead blocks past the common part tell it apart).
+// extend the prompt (the blocks past the common part it records tell it apart).
 func TestRecordAheadMultiTurn(t *testing.T) {
 	p, _ := newTestCacheAware(t, CacheAwareConfig{}, nil)
 	cands := idleCands(4, 8)
@@ -92,28 +80,28 @@ func TestRecordAheadMultiTurn(t *testing.T) {
 }
 
 // TestDistinctPromptsBoundedIndex: 1,000 distinct ~4 KB prompts (64 blocks each) through
-// a cache_aware router on Redis leave SharedRecordAhead (1) key per request in Redis and
-// at most PrefixCacheBlocks blocks in the replica's local cache.
+// a cache_aware router on Redis leave FirstRecordBlocks (1) key per request in Redis, and
+// the replica's local cache at its cap.
 func TestDistinctPromptsBoundedIndex(t *testing.T) {
-	const n, capBlocks = 1000, 5000
+	const n, capBlocks = 1000, 800
 	run := runDistinct(t, n, CacheAwareConfig{}, state.Config{PrefixCacheBlocks: capBlocks})
 	if run.dropped != 0 {
 		t.Fatalf("%v records dropped", run.dropped)
 	}
 	// Every prompt differs from its first block: one key per prompt, plus the store's
 	// own keys (epoch, in-flight, …).
-	if max := int64(n*DefaultSharedRecordAhead + 10); run.keys > max || run.keys < n*DefaultSharedRecordAhead {
-		t.Fatalf("redis holds %d keys for %d prompts, want %d..%d", run.keys, n, n*DefaultSharedRecordAhead, max)
+	if max := int64(n*DefaultFirstRecordBlocks + 10); run.keys > max || run.keys < n*DefaultFirstRecordBlocks {
+		t.Fatalf("redis holds %d keys for %d prompts, want %d..%d", run.keys, n, n*DefaultFirstRecordBlocks, max)
 	}
-	if got := run.store.Prefix().CachedBlocks(); got > capBlocks {
+	if got := run.store.Prefix().CachedBlocks(); got != capBlocks {
 		t.Fatalf("local cache holds %d blocks, cap %d", got, capBlocks)
 	}
 }
 
-// TestSecondSightingSharesTheRecord: a prompt seen once by one replica is one key in
-// Redis; the same prompt on a second replica goes to the same backend and shares all it
-// records (2·1 + RecordAhead blocks), which a third replica then sees.
-func TestSecondSightingSharesTheRecord(t *testing.T) {
+// TestSecondSightingRecordsDeeper: a prompt seen once by one replica is one key in
+// Redis; the same prompt on a second replica goes to the same backend and records
+// 2·1 + RecordAhead blocks, which a third replica then sees.
+func TestSecondSightingRecordsDeeper(t *testing.T) {
 	srv := statetest.StartRedis(t)
 	rc := redisClient(t, srv)
 	stores := []*state.Store{openFastState(t, srv.URL, "r1"), openFastState(t, srv.URL, "r2"), openFastState(t, srv.URL, "r3")}

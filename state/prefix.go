@@ -158,22 +158,11 @@ func (p *PrefixIndex) lookupRedis(ctx context.Context, hashes []uint64) (map[str
 	return merged, nil
 }
 
-// Record notes that backend now holds every block of hashes, in the local cache and in
-// Redis: RecordShared(backend, hashes, len(hashes)).
+// Record notes that backend now holds the blocks of hashes. It updates the local cache at
+// once and queues the Redis write; it never blocks (a full queue drops the write and counts
+// it). Chains recorded for the same backend within the last twentieth of PrefixTTL are not
+// rewritten, so hot prefixes cost Redis almost nothing.
 func (p *PrefixIndex) Record(backend string, hashes []uint64) {
-	p.RecordShared(backend, hashes, len(hashes))
-}
-
-// RecordShared notes that backend now holds every block of hashes, but tells the other
-// replicas (through Redis) only about the first shared blocks: the local cache gets the
-// whole chain, the Redis write hashes[:shared]. A caller that records deep chains for
-// its own lookups can so keep Redis memory to what other replicas need to agree on a
-// backend (routing records one block of a prompt seen once). It updates the local cache
-// at once and queues the Redis write; it never blocks (a full queue drops the write and
-// counts it). Chains the local cache already holds for backend, fresh for all but the
-// last twentieth of PrefixTTL, are not rewritten, so hot prefixes cost Redis almost
-// nothing.
-func (p *PrefixIndex) RecordShared(backend string, hashes []uint64, shared int) {
 	if len(hashes) > MaxLookupBlocks {
 		hashes = hashes[:MaxLookupBlocks]
 	}
@@ -186,11 +175,10 @@ func (p *PrefixIndex) RecordShared(backend string, hashes []uint64, shared int) 
 		return
 	}
 	p.cache.put(hashes[0], hashes, backend, now.Add(ttl), now)
-	shared = min(shared, len(hashes))
-	if p.s.rdb == nil || shared < 1 {
+	if p.s.rdb == nil {
 		return
 	}
-	rec := prefixRecord{root: hashes[0], backend: backend, hashes: append([]uint64(nil), hashes[:shared]...), ttl: ttl}
+	rec := prefixRecord{root: hashes[0], backend: backend, hashes: append([]uint64(nil), hashes...), ttl: ttl}
 	select {
 	case p.queue <- rec:
 	default:
