@@ -61,6 +61,13 @@ type routingConfig struct {
 	ModelsRefreshInterval time.Duration `yaml:"models_refresh_interval"`
 	// MaxBodyBytes bounds a request body. Default 32MiB.
 	MaxBodyBytes byteSize `yaml:"max_body_bytes"`
+	// DialTimeout bounds connecting to a backend (0: proxy default 2s).
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for a backend's response headers in one
+	// non-streaming attempt (0: proxy default; see proxy.Config).
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// StreamHeaderTimeout is the same for streaming requests (0: proxy default 15s).
+	StreamHeaderTimeout time.Duration `yaml:"stream_header_timeout"`
 	// CacheAware tunes the cache_aware policy; zero values take routing's defaults.
 	CacheAware cacheAwareConfig `yaml:"cache_aware"`
 	// CHWBL tunes the chwbl policy; zero values take routing's defaults.

@@ -138,6 +138,7 @@ func TestConfigStrict(t *testing.T) {
 		{"anchor", "routing: &r\n  policy: random\n", []string{"c.yaml:1:10: routing: anchors, aliases, tags and merge keys are not supported"}},
 		{"bad float", "routing:\n  cache_aware:\n    load_factor: lots\n", []string{`c.yaml:3:18: routing.cache_aware.load_factor: want a number, got the string "lots"`}},
 		{"cache_aware range", "routing:\n  cache_aware:\n    load_factor: 0.5\n    max_blocks: -1\n", []string{`c.yaml:3:5: routing.cache_aware: invalid routing config: cache_aware: max_blocks must not be negative (got -1); cache_aware: load_factor must be at least 1 (got 0.5)`}},
+		{"negative timeout", "routing:\n  stream_header_timeout: -5s\n", []string{`c.yaml:2:26: routing.stream_header_timeout: want 0 (the default) or a positive duration, got -5s`}},
 		{"batch tuning", "batch:\n  lease_ttl: 100ms\n  completion_window: 10ms\n", []string{`c.yaml:2:3: batch: lease_ttl (100ms) must be at least 3 × poll_interval (500ms); completion_window must be at least 1s (got 10ms)`}},
 		{"int overflow", "batch:\n  batch_priority: 99999999999\n", []string{"c.yaml:2:19: batch.batch_priority: want an integer"}},
 		{"semantic", "listen: nope\nbackends:\n  - url: ftp://x\n    capacity: 0\n  - capacity: 2\n  - url: http://d:1\n  - url: http://d:1/\n    models: [a, '', a]\nrouting:\n  policy: fastest\n  max_retries: -1\n  max_fails: 0\n  scrape_interval: 0s\n  max_body_bytes: 0\nbatch:\n  max_concurrent_requests: 0\n  backpressure_poll_interval: -1s\n  files_dir: ''\n",

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/state"
@@ -86,6 +87,18 @@ func (c *fileConfig) validate() configErrors {
 	}
 	if err := toCHWBL(r.CHWBL).Validate(); err != nil {
 		add("routing.chwbl", "%v", err)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"routing.dial_timeout", r.DialTimeout},
+		{"routing.response_header_timeout", r.ResponseHeaderTimeout},
+		{"routing.stream_header_timeout", r.StreamHeaderTimeout},
+	} {
+		if d.v < 0 {
+			add(d.key, "want 0 (the default) or a positive duration, got %s", d.v)
+		}
 	}
 	if r.MaxRetries < 0 {
 		add("routing.max_retries", "want 0 or more, got %d", r.MaxRetries)

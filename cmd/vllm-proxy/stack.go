@@ -298,10 +298,13 @@ func toCHWBL(c chwblConfig) routing.CHWBLConfig {
 func toProxyConfig(cfg *fileConfig, version string) proxy.Config {
 	batchPriority := cfg.Batch.BatchPriority
 	pc := proxy.Config{
-		Version:        version,
-		MaxBodyBytes:   int64(cfg.Routing.MaxBodyBytes),
-		MaxRetries:     cfg.Routing.MaxRetries,
-		RequestTimeout: cfg.Routing.RequestTimeout,
+		Version:               version,
+		MaxBodyBytes:          int64(cfg.Routing.MaxBodyBytes),
+		MaxRetries:            cfg.Routing.MaxRetries,
+		RequestTimeout:        cfg.Routing.RequestTimeout,
+		DialTimeout:           cfg.Routing.DialTimeout,
+		ResponseHeaderTimeout: cfg.Routing.ResponseHeaderTimeout,
+		StreamHeaderTimeout:   cfg.Routing.StreamHeaderTimeout,
 		Priority: proxy.PriorityConfig{
 			Interactive: cfg.Batch.ChatCompletionPriority,
 			Batch:       &batchPriority,
