@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/vllm-proxy/vllm-proxy/state"
 	"github.com/vllm-proxy/vllm-proxy/state/statetest"
@@ -156,8 +155,9 @@ func runDistinct(tb testing.TB, n int, ca CacheAwareConfig, sc state.Config) dis
 }
 
 // BenchmarkDistinctPromptsMemory measures what the prefix index keeps for N distinct
-// ~4 KB chat prompts (scripts/bench-batch.sh big's shape): live heap growth of the
-// replica, Redis used_memory growth and keys per request.
+// ~4 KB chat prompts (scripts/bench-batch.sh big's shape): live Go heap growth of the
+// replica, blocks in its local cache (held outside the Go heap, ≤ state.CacheBytesPerBlock
+// bytes each), Redis used_memory growth and keys per request.
 //
 //	go test -run '^$' -bench DistinctPromptsMemory -benchtime 1x -count 3 ./routing/
 func BenchmarkDistinctPromptsMemory(b *testing.B) {
@@ -172,8 +172,7 @@ func BenchmarkDistinctPromptsMemory(b *testing.B) {
 			b.ReportMetric(float64(run.keys)/float64(n), "keys/req")
 			b.ReportMetric(float64(run.redisBytes)/float64(n), "redis-B/req")
 			b.ReportMetric(run.dropped, "dropped")
+			b.ReportMetric(float64(run.store.Prefix().CachedBlocks()), "cache-blocks")
 		})
 	}
 }
-
-var _ = testutil.ToFloat64
