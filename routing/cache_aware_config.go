@@ -18,8 +18,8 @@ const (
 	// DefaultSaturationLoad is the load score counted as one budget: a backend at its
 	// configured capacity.
 	DefaultSaturationLoad = 1.0
-	// DefaultRecordAhead is how many blocks past twice the matched prefix a pick records:
-	// 16 blocks (1 KiB at the default block length) for a prompt never seen before.
+	// DefaultRecordAhead is how many blocks past twice its matched prefix a pick that
+	// matched records: 16 blocks (1 KiB at the default block length).
 	DefaultRecordAhead = 16
 	// DefaultFirstRecordBlocks is how many blocks a pick records of a prompt the chosen
 	// backend matched nothing of: one.
