@@ -85,6 +85,11 @@ type cacheAwareConfig struct {
 	LoadFactor             float64       `yaml:"load_factor"`
 	LocalIndexBlocks       int           `yaml:"local_index_blocks"`
 	PrefixTTL              time.Duration `yaml:"prefix_ttl"`
+	RecordAhead            int           `yaml:"record_ahead"`
+	FirstRecordBlocks      int           `yaml:"first_record_blocks"`
+	// LocalCacheBlocks caps each replica's local prefix ownership cache
+	// (state.Config.PrefixCacheBlocks; 0 = 200,000 blocks, ≤ 64 bytes each).
+	LocalCacheBlocks int `yaml:"local_cache_blocks"`
 }
 
 // chwblConfig is routing.chwbl; see routing.CHWBLConfig (0 = default).

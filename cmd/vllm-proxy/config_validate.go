@@ -85,6 +85,9 @@ func (c *fileConfig) validate() configErrors {
 	if err := toCacheAware(r.CacheAware).Validate(); err != nil {
 		add("routing.cache_aware", "%v", err)
 	}
+	if r.CacheAware.LocalCacheBlocks < 0 {
+		add("routing.cache_aware.local_cache_blocks", "want 0 (the default) or more, got %d", r.CacheAware.LocalCacheBlocks)
+	}
 	if err := toCHWBL(r.CHWBL).Validate(); err != nil {
 		add("routing.chwbl", "%v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/vllm-proxy/vllm-proxy/logging"
@@ -88,7 +87,6 @@ func (s *ServeCmd) run(app *App, mode stackMode) error {
 	if cfg == nil { // run always prepares; this guards direct calls
 		cfg = defaultConfig()
 	}
-	setGCPercent(app.Getenv)
 	if len(cfg.Backends) == 0 {
 		return errors.New("no backends to serve: give --backend URL (repeatable), VLLM_PXY_BACKENDS, or a config file with backends")
 	}
@@ -110,22 +108,6 @@ func (s *ServeCmd) run(app *App, mode stackMode) error {
 		return fmt.Errorf("listening: %w", err)
 	}
 	return serveListener(app, ln, st.mux, s.ShutdownTimeout)
-}
-
-// proxyGCPercent is serve's garbage-collection target unless GOGC is set. The proxy's live
-// heap is small and its allocation rate high (net/http per request): under the overhead
-// benchmark the default GOGC=100 spent 15-18% of the proxy's CPU in the collector, and 400
-// cut CPU per streamed request by about 15% for a few MB of RSS (docs/BENCHMARKS.md).
-const proxyGCPercent = 400
-
-// setGCPercent applies proxyGCPercent unless the operator set GOGC.
-func setGCPercent(getenv func(string) (string, bool)) {
-	if getenv == nil {
-		return
-	}
-	if _, set := getenv("GOGC"); !set {
-		debug.SetGCPercent(proxyGCPercent)
-	}
 }
 
 // Run runs the batch workers until app.Ctx is cancelled, serving /health and /metrics.

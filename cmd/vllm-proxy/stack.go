@@ -58,7 +58,10 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	state.RouteDriverLogs(app.Log.With(slog.String("component", "redis")))
 
-	store, err := state.Open(ctx, app.RedisURL, state.Config{PrefixTTL: cfg.Routing.CacheAware.PrefixTTL}, app.Log.With(slog.String("component", "state")), s.reg)
+	store, err := state.Open(ctx, app.RedisURL, state.Config{
+		PrefixTTL:         cfg.Routing.CacheAware.PrefixTTL,
+		PrefixCacheBlocks: cfg.Routing.CacheAware.LocalCacheBlocks,
+	}, app.Log.With(slog.String("component", "state")), s.reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("opening shared state: %w", err)
@@ -286,6 +289,7 @@ func toCacheAware(c cacheAwareConfig) routing.CacheAwareConfig {
 		BlockChars: c.BlockChars, MaxBlocks: c.MaxBlocks, PrefillTokensPerSecond: c.PrefillTokensPerSecond,
 		QueueBudget: c.QueueBudget, SaturationLoad: c.SaturationLoad, LoadFactor: c.LoadFactor,
 		LocalIndexBlocks: c.LocalIndexBlocks, PrefixTTL: c.PrefixTTL,
+		RecordAhead: c.RecordAhead, FirstRecordBlocks: c.FirstRecordBlocks,
 	}
 }
 
