@@ -9,6 +9,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -198,6 +199,9 @@ func (c Config) Validate() error {
 		if p.v < 0 {
 			add("%s must be positive, got %d", p.name, p.v)
 		}
+	}
+	if c.MaxModelLen > math.MaxInt32 {
+		add("max-model-len must be at most %d, got %d", math.MaxInt32, c.MaxModelLen)
 	}
 	if c.BlockSize > 0 && c.NumGPUBlocks > 0 && c.MaxModelLen > c.BlockSize*c.NumGPUBlocks {
 		add("max-model-len %d exceeds the KV cache (%d blocks of %d tokens)", c.MaxModelLen, c.NumGPUBlocks, c.BlockSize)

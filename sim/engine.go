@@ -131,9 +131,9 @@ func (e *engine) runInstant(s *seq) {
 	e.stats.observeInstant(s.maxTokens)
 	e.mu.Unlock()
 	s.cachedTokens = cached
-	s.cached.Store(int32(cached))
+	s.cached.Store(tokens32(cached))
 	s.gen = s.maxTokens
-	s.generated.Store(int32(s.maxTokens))
+	s.generated.Store(tokens32(s.maxTokens))
 	s.finished.Store(true)
 }
 
@@ -229,7 +229,7 @@ func (e *engine) schedule() float64 {
 		if !s.scheduled {
 			s.scheduled = true
 			s.cachedTokens = cached
-			s.cached.Store(int32(cached))
+			s.cached.Store(tokens32(cached))
 			e.stats.queue.observe(max(0, e.vnow-s.arrivedAt))
 		}
 		e.running = append(e.running, s)
@@ -289,7 +289,7 @@ func (e *engine) emit(s *seq, now float64) {
 	s.lastTokenAt = now
 	s.gen++
 	e.stats.generationTokens++
-	s.generated.Store(int32(s.gen))
+	s.generated.Store(tokens32(s.gen))
 	s.signal()
 }
 

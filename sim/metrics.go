@@ -36,7 +36,7 @@ func (p *promWriter) sample(name string, v float64, labels ...string) {
 	p.b = append(p.b, name...)
 	if len(labels) > 0 {
 		p.b = append(p.b, '{')
-		for i := 0; i < len(labels); i += 2 {
+		for i := 0; i+1 < len(labels); i += 2 { // an odd trailing name has no value: dropped
 			if i > 0 {
 				p.b = append(p.b, ',')
 			}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"sync/atomic"
 )
 
@@ -59,6 +60,18 @@ func (s *seq) signal() {
 	case s.notify <- struct{}{}:
 	default:
 	}
+}
+
+// tokens32 converts a token count for the int32 atomics that publish it. Counts are at most
+// MaxModelLen, which Config.Validate caps at math.MaxInt32, so the clamp never applies.
+func tokens32(n int) int32 {
+	if n > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	if n < 0 {
+		return 0
+	}
+	return int32(n)
 }
 
 // totalTokens is the number of tokens whose KV the sequence needs now.

@@ -206,7 +206,7 @@ func (s *Server) pickEngine() *engine {
 	if len(s.engines) == 1 {
 		return s.engines[0]
 	}
-	start := int(s.rr.Add(1) % uint64(len(s.engines)))
+	start := int(s.rr.Add(1) % uint64(len(s.engines))) // #nosec G115 -- the remainder is below len(s.engines), so it fits in an int
 	best := s.engines[start]
 	bestLoad := best.load.Load()
 	for i := 1; i < len(s.engines); i++ {
