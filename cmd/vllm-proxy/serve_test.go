@@ -135,6 +135,9 @@ func TestServeJSONLogs(t *testing.T) {
 			t.Fatalf("stdout line is not a JSON object: %q", sc.Text())
 		}
 		msgs = append(msgs, m["msg"].(string))
+		if strings.Count(sc.Text(), `"component":`) > 1 {
+			t.Errorf("a record names its component twice: %s", sc.Text())
+		}
 		if m["msg"] == "serving" && (m["redis"] != "memory" || m["level"] != "INFO") {
 			t.Errorf("serving record = %v", m)
 		}

@@ -56,12 +56,12 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(app.Ctx))
 	s := &stack{log: app.Log, reg: prometheus.NewRegistry(), cancel: cancel}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	state.RouteDriverLogs(app.Log.With(slog.String("component", "redis")))
+	state.RouteDriverLogs(app.Log) // state names the component itself
 
 	store, err := state.Open(ctx, app.RedisURL, state.Config{
 		PrefixTTL:         cfg.Routing.CacheAware.PrefixTTL,
 		PrefixCacheBlocks: cfg.Routing.CacheAware.LocalCacheBlocks,
-	}, app.Log.With(slog.String("component", "state")), s.reg)
+	}, app.Log, s.reg) // state and batch name their component themselves
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("opening shared state: %w", err)
@@ -174,7 +174,7 @@ func (s *stack) startBatch(ctx context.Context, app *App, cfg *fileConfig, mode 
 	bc := toBatchConfig(cfg.Batch)
 	bc.ReplicaID = s.store.ReplicaID()
 	b, err := batch.New(bc, state.NewJobStore(s.store), blobs, lineDispatcher{h: s.proxy},
-		app.Log.With(slog.String("component", "batch")), s.reg)
+		app.Log, s.reg)
 	if err != nil {
 		return fmt.Errorf("building the batch API: %w", err)
 	}
