@@ -78,8 +78,8 @@ type Rand interface {
 // globalRand uses math/rand/v2's goroutine-safe top-level functions.
 type globalRand struct{}
 
-func (globalRand) Float64() float64 { return rand.Float64() }
-func (globalRand) IntN(n int) int   { return rand.IntN(n) }
+func (globalRand) Float64() float64 { return rand.Float64() } // #nosec G404 -- load spreading (random pick, power of two choices), not a secret
+func (globalRand) IntN(n int) int   { return rand.IntN(n) }   // #nosec G404 -- load spreading (random pick, power of two choices), not a secret
 
 // PolicyNames lists the Config.Policy values New accepts, for cmd's config validation.
 func PolicyNames() []string { return policyNames() }

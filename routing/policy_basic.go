@@ -88,7 +88,7 @@ func (*RoundRobin) Name() string { return PolicyRoundRobin }
 // Choose implements Policy.
 func (p *RoundRobin) Choose(_ context.Context, _ *Request, cands []Candidate) (Choice, error) {
 	n := p.next.Add(1) - 1
-	return Choice{Index: int(n % uint64(len(cands)))}, nil
+	return Choice{Index: int(n % uint64(len(cands)))}, nil // #nosec G115 -- the remainder is below len(cands), so it fits in an int
 }
 
 // Random is the random policy: a uniform choice, ignoring load.
