@@ -157,5 +157,5 @@ func newEpoch() string {
 
 // jitter spreads d over [0.75d, 1.25d) so replicas do not probe in lockstep.
 func jitter(d time.Duration) time.Duration {
-	return d*3/4 + time.Duration(mrand.Int64N(int64(d/2)+1))
+	return d*3/4 + time.Duration(mrand.Int64N(int64(d/2)+1)) // #nosec G404 -- probe timing jitter, not a secret
 }

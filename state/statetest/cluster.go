@@ -40,7 +40,7 @@ func StartCluster(t testing.TB) *Cluster {
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil { // #nosec G204 -- test helper: fixed binary, args are loopback addresses of servers it started
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, n := range c.Nodes {
@@ -68,7 +68,7 @@ func waitClusterOK(ctx context.Context, addr string) error {
 	host, port, _ := strings.Cut(addr, ":")
 	var last string
 	for ctx.Err() == nil {
-		out, err := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+		out, err := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "cluster", "info").Output() // #nosec G204 -- test helper: fixed binary, host/port of a server it started
 		last = string(out)
 		if err == nil && strings.Contains(last, "cluster_state:ok") && strings.Contains(last, "cluster_slots_assigned:"+strconv.Itoa(16384)) {
 			return nil

@@ -90,7 +90,7 @@ func StartRedis(t testing.TB, opts ...Options) *Redis {
 
 func (r *Redis) start() {
 	r.t.Helper()
-	cmd := exec.Command("redis-server", r.args...)
+	cmd := exec.Command("redis-server", r.args...) // #nosec G204 -- test helper: fixed binary, args (port, dir, password) built by this package
 	cmd.Dir = r.dir
 	logf, err := os.Create(filepath.Join(r.dir, "redis.log"))
 	if err != nil {
