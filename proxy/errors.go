@@ -195,6 +195,6 @@ func writeError(w http.ResponseWriter, err error) int {
 		h.Set("Retry-After", bs.RetryAfter)
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(append(body, '\n')) // #nosec G705 -- json.Marshal output (<, >, & escaped) served as application/json, never HTML
 	return status
 }

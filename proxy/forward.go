@@ -193,7 +193,7 @@ func (h *Handler) backoff(ctx context.Context, n int) bool {
 	d := h.cfg.RetryBackoff << min(n-1, 16)
 	d = min(d, h.cfg.RetryBackoffMax)
 	if d > 0 {
-		d = d/2 + rand.N(d/2+1)
+		d = d/2 + rand.N(d/2+1) // #nosec G404 -- retry backoff jitter, not a secret
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
