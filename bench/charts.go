@@ -23,7 +23,7 @@ const (
 // WriteCharts draws the TTFT CDF and the completed-requests-per-second time series of
 // every target into dir (created if needed) and returns the files written.
 func (r *Report) WriteCharts(dir string) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating chart dir: %w", err)
 	}
 	byTarget := make([][]Sample, len(r.Targets))

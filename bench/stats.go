@@ -141,7 +141,7 @@ func (h *Histogram) Summary() Latency {
 		return Latency{}
 	}
 	return Latency{
-		Count: int(h.total),
+		Count: int(min(h.total, math.MaxInt)),
 		Mean:  h.sum / float64(h.total),
 		P50:   h.Quantile(50),
 		P90:   h.Quantile(90),

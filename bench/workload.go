@@ -211,7 +211,7 @@ type fixedWorkload struct {
 func (w *fixedWorkload) Name() string { return w.name }
 
 func (w *fixedWorkload) Request(i int) Request {
-	return userOnly(words(newRand(w.seed, streamRequest, uint64(i)), w.p.InputTokens), w.p.OutputTokens)
+	return userOnly(words(newRand(w.seed, streamRequest, uint64(i)), w.p.InputTokens), w.p.OutputTokens) // #nosec G115 -- a non-negative index used as a random stream key: wrap-around would only pick another stream
 }
 
 // burstyWorkload is fixed-length requests released in waves of WaveSize every WaveInterval.
@@ -230,7 +230,7 @@ type uniformWorkload struct {
 func (w *uniformWorkload) Name() string { return WorkloadUniform }
 
 func (w *uniformWorkload) Request(i int) Request {
-	r := newRand(w.seed, streamRequest, uint64(i))
+	r := newRand(w.seed, streamRequest, uint64(i)) // #nosec G115 -- a non-negative index used as a random stream key: wrap-around would only pick another stream
 	in := between(r, w.p.MinInputTokens, w.p.MaxInputTokens)
 	out := between(r, w.p.MinOutputTokens, w.p.MaxOutputTokens)
 	return userOnly(words(r, in), out)

@@ -26,10 +26,10 @@ func newSharedPrefix(p Params, seed uint64) *sharedPrefixWorkload {
 func (w *sharedPrefixWorkload) Name() string { return WorkloadSharedPrefix }
 
 func (w *sharedPrefixWorkload) Request(i int) Request {
-	r := newRand(w.seed, streamRequest, uint64(i))
+	r := newRand(w.seed, streamRequest, uint64(i)) // #nosec G115 -- a non-negative index used as a random stream key: wrap-around would only pick another stream
 	g := r.IntN(w.p.Groups)
 	u := r.IntN(w.p.Users)
-	q := words(newRand(w.seed, streamQuestion, uint64(g), uint64(u)), w.p.QuestionTokens)
+	q := words(newRand(w.seed, streamQuestion, uint64(g), uint64(u)), w.p.QuestionTokens) // #nosec G115 -- a non-negative index used as a random stream key: wrap-around would only pick another stream
 	return Request{
 		Messages:  []Message{{Role: "system", Content: w.systems[g]}, {Role: "user", Content: q}},
 		MaxTokens: w.p.OutputTokens,
@@ -52,7 +52,7 @@ func (w *multiTurnWorkload) Request(i int) Request {
 	c, t := w.p.Conversations, w.p.Turns
 	set, within := i/(c*t), i%(c*t)
 	turn := within / c
-	conv := uint64(set*c + within%c)
+	conv := uint64(set*c + within%c) // #nosec G115 -- a non-negative index used as a random stream key: wrap-around would only pick another stream
 	msgs := make([]Message, 0, 2*turn+1)
 	for k := 0; k <= turn; k++ {
 		msgs = append(msgs, Message{Role: "user", Content: words(newRand(w.seed, streamTurn, conv, uint64(k)), w.p.TurnTokens)})
@@ -87,8 +87,8 @@ func (o *Oracle) Add(prompt string) int {
 	hits, matching := 0, true
 	for off := 0; off+BlockChars <= len(prompt); off += BlockChars {
 		h.Reset()
-		h.Write(prev[:])
-		h.WriteString(prompt[off : off+BlockChars])
+		_, _ = h.Write(prev[:])                            // maphash.Hash writes never fail
+		_, _ = h.WriteString(prompt[off : off+BlockChars]) // maphash.Hash writes never fail
 		sum := h.Sum64()
 		binary.LittleEndian.PutUint64(prev[:], sum)
 		if _, ok := o.seen[sum]; ok && matching {
