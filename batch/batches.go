@@ -103,7 +103,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	f, err := a.jobs.GetFile(ctx, *b.InputFileID)
+	f, err := a.ownFile(ctx, *b.InputFileID)
 	if errors.Is(err, state.ErrFileNotFound) {
 		err = &apiError{status: http.StatusNotFound, typ: "invalid_request_error",
 			msg: "No such File object: " + *b.InputFileID + ".", param: "input_file_id"}
@@ -121,6 +121,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) {
 		ID: a.ids.batch(now), Endpoint: *b.Endpoint, InputFileID: f.ID, CompletionWindow: "24h",
 		CreatedAt: now.Unix(), CreatedMS: now.UnixMilli(),
 		ExpiresAt: now.Add(a.cfg.CompletionWindow).Unix(), Metadata: meta, OutputExpiresAfter: outTTL,
+		Owner: a.tenant(ctx),
 	}
 	rec, err := a.jobs.CreateBatch(ctx, spec)
 	if err != nil {
@@ -133,7 +134,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) {
 
 // getBatch serves GET /v1/batches/{id}.
 func (a *API) getBatch(w http.ResponseWriter, r *http.Request) {
-	rec, err := a.jobs.GetBatch(r.Context(), r.PathValue("id"))
+	rec, err := a.ownBatch(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -148,7 +149,11 @@ func (a *API) listBatches(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	recs, more, err := a.jobs.ListBatches(r.Context(), r.URL.Query().Get("after"), limit)
+	ctx := r.Context()
+	after := r.URL.Query().Get("after")
+	recs, more, err := ownPage(ctx, a, after, limit, a.isBatchOwned,
+		func(b state.BatchRecord) string { return b.Owner }, func(b state.BatchRecord) string { return b.ID },
+		func(after string, n int) ([]state.BatchRecord, bool, error) { return a.jobs.ListBatches(ctx, after, n) })
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -163,6 +168,10 @@ func (a *API) listBatches(w http.ResponseWriter, r *http.Request) {
 // cancelBatch serves POST /v1/batches/{id}/cancel: cancelling at once; idempotent for
 // cancelling/cancelled; 409 for completed, failed and expired.
 func (a *API) cancelBatch(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.ownBatch(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
 	rec, err := a.jobs.CancelBatch(r.Context(), r.PathValue("id"), a.cfg.Now())
 	if errors.Is(err, state.ErrBatchConflict) {
 		err = &apiError{status: http.StatusConflict, typ: "invalid_request_error",

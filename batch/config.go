@@ -2,6 +2,7 @@ package batch
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -66,6 +67,11 @@ type Config struct {
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Tenant names the tenant a request acts for (cmd passes auth.Tenant when API keys
+	// are on). Files and batches belong to the tenant that created them; other tenants
+	// get 404 for them and never see them listed. It must be safe for concurrent use.
+	// Default: every request is tenant "", which owns everything created with keys off.
+	Tenant func(context.Context) string
 }
 
 // Config defaults.

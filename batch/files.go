@@ -135,7 +135,7 @@ func (a *API) createFile(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.cfg.Now()
 	rec := state.FileRecord{ID: id, Bytes: size, CreatedAt: now.Unix(), CreatedMS: now.UnixMilli(),
-		ExpiresAt: now.Unix() + ttl, Filename: filename, Purpose: purpose, Status: "processed"}
+		ExpiresAt: now.Unix() + ttl, Filename: filename, Purpose: purpose, Status: "processed", Owner: a.tenant(ctx)}
 	if err := a.jobs.CreateFile(ctx, rec); err != nil {
 		fail(err)
 		return
@@ -198,9 +198,13 @@ func (a *API) listFiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, badRequest("order", "order must be \"asc\" or \"desc\"."))
 		return
 	}
-	recs, more, err := a.jobs.ListFiles(r.Context(), state.FileQuery{
-		Purpose: q.Get("purpose"), After: q.Get("after"), Limit: limit, Asc: order == "asc",
-	})
+	ctx := r.Context()
+	after := q.Get("after")
+	recs, more, err := ownPage(ctx, a, after, limit, a.isFileOwned,
+		func(f state.FileRecord) string { return f.Owner }, func(f state.FileRecord) string { return f.ID },
+		func(after string, n int) ([]state.FileRecord, bool, error) {
+			return a.jobs.ListFiles(ctx, state.FileQuery{Purpose: q.Get("purpose"), After: after, Limit: n, Asc: order == "asc"})
+		})
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -214,7 +218,7 @@ func (a *API) listFiles(w http.ResponseWriter, r *http.Request) {
 
 // getFile serves GET /v1/files/{id}.
 func (a *API) getFile(w http.ResponseWriter, r *http.Request) {
-	f, err := a.jobs.GetFile(r.Context(), r.PathValue("id"))
+	f, err := a.ownFile(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -225,7 +229,7 @@ func (a *API) getFile(w http.ResponseWriter, r *http.Request) {
 // fileContent streams the file's bytes: GET /v1/files/{id}/content.
 func (a *API) fileContent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	f, err := a.jobs.GetFile(ctx, r.PathValue("id"))
+	f, err := a.ownFile(ctx, r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -251,7 +255,7 @@ func (a *API) fileContent(w http.ResponseWriter, r *http.Request) {
 func (a *API) deleteFile(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if _, err := a.jobs.GetFile(ctx, id); err != nil {
+	if _, err := a.ownFile(ctx, id); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}

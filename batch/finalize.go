@@ -134,7 +134,8 @@ func (w *Workers) writeResult(ctx context.Context, rec state.BatchRecord, fileID
 		ttl = int64(w.cfg.FileTTL.Seconds())
 	}
 	return w.jobs.CreateFile(ctx, state.FileRecord{ID: fileID, Bytes: n, CreatedAt: now.Unix(), CreatedMS: now.UnixMilli(),
-		ExpiresAt: now.Unix() + ttl, Filename: rec.ID + "_" + kind + ".jsonl", Purpose: "batch_output", Status: "processed"})
+		ExpiresAt: now.Unix() + ttl, Filename: rec.ID + "_" + kind + ".jsonl", Purpose: "batch_output", Status: "processed",
+		Owner: rec.Owner})
 }
 
 // writeUndone streams the input and writes an error line for each undone line.

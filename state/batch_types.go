@@ -49,6 +49,9 @@ type FileRecord struct {
 	Status    string `json:"status"`
 	// CreatedMS orders files created in the same second.
 	CreatedMS int64 `json:"created_ms"`
+	// Owner is the tenant that created the file (or whose batch wrote it); "" when API
+	// keys are off. Stores keep it opaquely; package batch enforces it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // FileQuery selects a page of files.
@@ -96,6 +99,9 @@ type BatchSpec struct {
 	ExpiresAt          int64             `json:"expires_at"`
 	Metadata           map[string]string `json:"metadata"` // nil = null
 	OutputExpiresAfter int64             `json:"output_expires_after"`
+	// Owner is the tenant that created the batch; "" when API keys are off. Its output
+	// and error files get the same owner.
+	Owner string `json:"owner,omitempty"`
 }
 
 // BatchRecord is the full stored state of a batch. Timestamps are Unix seconds, 0 = unset.
