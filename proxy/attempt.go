@@ -82,7 +82,7 @@ func newTransport(cfg Config) *http.Transport {
 // newReverseProxy builds the one ReverseProxy every attempt goes through.
 func (h *Handler) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        rewrite,
+		Rewrite:        func(pr *httputil.ProxyRequest) { rewrite(pr); h.cfg.BackendAuth.apply(pr.Out.Header) },
 		Transport:      h.transport,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   recordError,
@@ -95,7 +95,8 @@ func (h *Handler) newReverseProxy() *httputil.ReverseProxy {
 }
 
 // rewrite points the outbound request at the attempt's backend. The client's headers,
-// Authorization included, pass untouched; the ReverseProxy has already removed hop-by-hop
+// Authorization included, pass untouched (then Config.BackendAuth may replace the
+// credentials); the ReverseProxy has already removed hop-by-hop
 // headers. X-Forwarded-For extends the client's chain with the client's address.
 func rewrite(pr *httputil.ProxyRequest) {
 	a := attemptFrom(pr.In.Context())

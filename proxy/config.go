@@ -55,6 +55,9 @@ type Config struct {
 	// priority scheduling (see priority.go). The zero value sends interactive requests
 	// at 0 and batch lines at 10.
 	Priority PriorityConfig
+	// BackendAuth chooses the credentials sent to backends (auth_header.go). The zero
+	// value forwards the client's Authorization header untouched.
+	BackendAuth BackendAuth
 }
 
 // Defaults used by [Config.withDefaults].
@@ -148,6 +151,9 @@ func (c Config) Validate() error {
 		bad("max_dispatch_response_bytes must not be negative, got %d", c.MaxDispatchResponseBytes)
 	}
 	for _, p := range c.Priority.problems() {
+		bad("%s", p)
+	}
+	for _, p := range c.BackendAuth.problems() {
 		bad("%s", p)
 	}
 	return errors.Join(errs...)
