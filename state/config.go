@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -124,6 +125,10 @@ func (cfg Config) Validate() error {
 		if f.n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %d", f.name, f.n))
 		}
+	}
+	if c.PrefixCacheBlocks > math.MaxInt32 {
+		// The ownership cache indexes its slots with int32.
+		errs = append(errs, fmt.Errorf("prefix cache blocks must be at most %d, got %d", math.MaxInt32, c.PrefixCacheBlocks))
 	}
 	if len(c.ReplicaID) > 128 {
 		errs = append(errs, fmt.Errorf("replica id is longer than 128 bytes"))
