@@ -4,8 +4,17 @@ GO            ?= go
 BIN           := bin
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+GOSEC_VERSION := v2.30.0
+GOSEC         := $(BIN)/gosec-$(GOSEC_VERSION)
+GOVULNCHECK_VERSION := v1.9.0
+GOVULNCHECK   := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)
+# gosec skips scripts/ and bench/internal/: benchmark drivers run by hand on a developer's
+# machine (file paths from their own flags, seeded math/rand, best-effort parsing of
+# /proc), never built into the vllm-proxy binary or image. Everything else must come out
+# clean; each false positive carries a `// #nosec Gxxx -- why` on its line.
+GOSEC_FLAGS   := -quiet -exclude-dir=scripts -exclude-dir=bench/internal
 
-.PHONY: all build test vet redis browser lint bench demo docker clean help faults fuzz soak bench-overhead bench-routing bench-batch
+.PHONY: all build test vet redis browser lint gosec audit bench demo docker clean help faults fuzz soak bench-overhead bench-routing bench-batch
 
 all: build test
 
@@ -14,6 +23,8 @@ help:
 	@echo "make test    install redis-server, chromium and npm deps if needed, then go vet and go test -race ./..."
 	@echo "             (including the dashboard's browser test)"
 	@echo "make lint    golangci-lint $(GOLANGCI_LINT_VERSION) (installed into ./bin on first use)"
+	@echo "make gosec   gosec $(GOSEC_VERSION) (installed into ./bin on first use); fails on any finding"
+	@echo "make audit   gosec, then govulncheck $(GOVULNCHECK_VERSION) (needs vuln.go.dev, so not in CI)"
 	@echo "make bench   go benchmarks of every package; make bench-overhead|bench-routing|bench-batch"
 	@echo "             run the load-generator benchmarks of docs/BENCHMARKS.md"
 	@echo "make faults  long fault-injection suite (VLLM_PXY_FAULTS=long go test ./faults/); figures in docs/RELIABILITY.md"
@@ -67,6 +78,26 @@ $(GOLANGCI_LINT):
 
 lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
+
+$(GOSEC):
+	@mkdir -p $(BIN)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION)
+	mv $(BIN)/gosec $(GOSEC)
+
+# Static security scan; exits non-zero on any finding (CI runs it: .ci/run).
+gosec: $(GOSEC)
+	$(GOSEC) $(GOSEC_FLAGS) ./...
+
+$(GOVULNCHECK):
+	@mkdir -p $(BIN)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	mv $(BIN)/govulncheck $(GOVULNCHECK)
+
+# gosec plus known vulnerabilities in the dependencies and the Go toolchain that the code
+# actually reaches. govulncheck downloads its database from vuln.go.dev, so CI (offline
+# here) runs only `make gosec`.
+audit: gosec $(GOVULNCHECK)
+	$(GOVULNCHECK) ./...
 
 # Go micro-benchmarks of every package. The measured claims of docs/BENCHMARKS.md come from
 # the load-generator scripts: make bench-overhead, bench-routing, bench-batch, bench-bp.

@@ -57,7 +57,7 @@ func packOwner(n uint16, until time.Time) uint64 {
 	return uint64(until.UnixMilli())<<16 | uint64(n)
 }
 
-func ownerNum(o uint64) uint16           { return uint16(o) }
+func ownerNum(o uint64) uint16           { return uint16(o) } // #nosec G115 -- the low 16 bits packOwner stored: truncation is the point
 func ownerUntil(o uint64) int64          { return int64(o >> 16) }
 func ownerLive(o uint64, now int64) bool { return o != 0 && ownerUntil(o) > now }
 
@@ -92,7 +92,7 @@ func (c *ownerCache) num(backend string) uint16 {
 		return 0
 	}
 	c.backends = append(c.backends, backend)
-	n := uint16(len(c.backends))
+	n := uint16(len(c.backends)) // #nosec G115 -- the check above keeps len(c.backends) below 1<<16-1
 	c.backendN[backend] = n
 	return n
 }
@@ -145,7 +145,7 @@ func (c *ownerCache) slotFor(h, root uint64) int32 {
 			c.slots = grown
 		}
 		c.slots = append(c.slots, cacheSlot{})
-		i = int32(len(c.slots) - 1)
+		i = int32(len(c.slots) - 1) // #nosec G115 -- len(c.slots) <= c.cap <= math.MaxInt32 (state.Config.Validate)
 	} else {
 		i = c.tail
 		c.unlink(i)

@@ -22,7 +22,7 @@ func mapSlice[T any](n int) ([]T, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("mapping %d bytes: %w", size, err)
 	}
-	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n), b, nil
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n), b, nil // #nosec G103 -- views a fresh anonymous mapping of n*sizeof(T) bytes (checked above) as []T; T holds no pointers
 }
 
 // unmap releases mappings made by mapSlice.

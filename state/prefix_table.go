@@ -17,7 +17,7 @@ const minTableSize = 1024
 
 // home is h's first probe position: Fibonacci hashing, so that small or patterned
 // hashes (tests, or a weak hash) spread as well as xxhash64 outputs do.
-func (t *slotTable) home(h uint64) int { return int((h * 0x9E3779B97F4A7C15) >> t.shift) }
+func (t *slotTable) home(h uint64) int { return int((h * 0x9E3779B97F4A7C15) >> t.shift) } // #nosec G115 -- shifted to log2(len(t.pos)) bits, below len(t.pos)
 
 // find returns the slot holding h, or -1.
 func (t *slotTable) find(h uint64, slots []cacheSlot) int32 {

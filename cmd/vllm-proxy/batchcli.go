@@ -191,7 +191,7 @@ func downloadResults(app *App, c *client.Client, b client.Batch, dir string) err
 	if dir == "" {
 		dir = "."
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating the output directory: %w", err)
 	}
 	got := 0
