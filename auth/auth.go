@@ -9,13 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultExempt are the paths served without a key unless Config.Exempt says otherwise.
-var DefaultExempt = []string{"/health", "/metrics"}
+// DefaultExempt returns the paths served without a key unless Config.Exempt says
+// otherwise: /health and /metrics.
+func DefaultExempt() []string { return []string{"/health", "/metrics"} }
 
 // Config turns on and tunes the key check.
 type Config struct {
@@ -23,7 +25,8 @@ type Config struct {
 	// At least one is required: with no keys cmd does not build an Authenticator at all.
 	Keys []string
 	// Exempt are paths served without a key: an entry matches that exact path, or, when
-	// it ends in "/", every path under it. Default DefaultExempt (/health, /metrics).
+	// it ends in "/", every path under it. nil means DefaultExempt() (/health, /metrics);
+	// an empty non-nil slice exempts nothing but the dashboard assets.
 	// The dashboard's static assets (/ui, /ui/ and below, except /ui/api/) are always
 	// exempt: they hold no data, and the browser cannot send a key for them.
 	Exempt []string
@@ -65,9 +68,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Authenticato
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Authenticator{log: log, m: NewMetrics(reg), exempt: cfg.Exempt}
-	if a.exempt == nil {
-		a.exempt = DefaultExempt
+	a := &Authenticator{log: log, m: NewMetrics(reg), exempt: slices.Clone(cfg.Exempt)}
+	if cfg.Exempt == nil {
+		a.exempt = DefaultExempt()
 	}
 	for _, k := range cfg.Keys {
 		n, _ := normalizeKey(k) // checked by Validate

@@ -183,6 +183,33 @@ func TestCustomExempt(t *testing.T) {
 	}
 }
 
+func TestEmptyExempt(t *testing.T) {
+	srv, _, _ := start(t, Config{Keys: []string{keyA}, Exempt: []string{}})
+	for path, want := range map[string]int{"/health": 401, "/metrics": 401, "/ui/app.js": 200, "/ui/../v1/files": 401} {
+		if st, body, _ := get(t, srv.URL+path); st != want {
+			t.Errorf("%s: status %d, want %d (%s)", path, st, want, body)
+		}
+	}
+}
+
+// TestIsExemptCleansPaths checks the raw paths a client can send without Go's client
+// cleaning them first.
+func TestIsExemptCleansPaths(t *testing.T) {
+	a, err := New(Config{Keys: []string{keyA}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{
+		"/health": true, "/metrics": true, "/ui": true, "/ui/": true, "/ui/app.js": true,
+		"/health/../v1/files": false, "/ui/../v1/files": false, "/ui/./api/stats": false, "/ui//api/x": false,
+		"/ui/api": false, "/ui/api/": false, "health": true, "/metrics/": false, "/": false, "": false,
+	} {
+		if got := a.isExempt(p); got != want {
+			t.Errorf("isExempt(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	err := Config{Keys: []string{"a b", "sha256:zz"}, Exempt: []string{"health"}}.Validate()
 	if err == nil {
