@@ -132,7 +132,9 @@ func (a *Authenticator) check(key string) (string, bool) {
 	return tenantOf(a.digests[match]), true
 }
 
-// presented returns the key of "Authorization: Bearer KEY", else of "X-Api-Key".
+// presented returns the key of "Authorization: Bearer KEY", else of "X-Api-Key". An
+// Authorization header of another scheme counts as no key, even beside an X-Api-Key:
+// the client meant something else by it.
 func presented(r *http.Request) (string, bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, key, ok := strings.Cut(h, " ")

@@ -128,7 +128,8 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	a.log.InfoContext(ctx, "batch created", "batch", rec.ID, "input_file", f.ID, "endpoint", rec.Endpoint)
+	a.log.InfoContext(ctx, "batch created", "batch", rec.ID, "input_file", f.ID, "endpoint", rec.Endpoint,
+		"tenant", rec.Owner)
 	writeJSON(w, http.StatusOK, toBatchObject(rec))
 }
 
