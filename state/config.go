@@ -24,6 +24,9 @@ type Config struct {
 	// CommandTimeout bounds one background command or pipeline (heartbeats, record
 	// writes, health probes). Request paths use LookupBudget instead. Default 1s.
 	CommandTimeout time.Duration
+	// IOTimeout bounds one socket read or write of a command that carries no deadline of
+	// its own (batch records, file blobs of up to 1 MiB a chunk). Default 5s.
+	IOTimeout time.Duration
 	// PoolSize is the connection pool size per Redis node. Default 0 (go-redis: 10 per CPU).
 	PoolSize int
 
@@ -71,6 +74,7 @@ func (cfg Config) withDefaults() Config {
 	}
 	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, 500*time.Millisecond)
 	cfg.CommandTimeout = cmp.Or(cfg.CommandTimeout, time.Second)
+	cfg.IOTimeout = cmp.Or(cfg.IOTimeout, 5*time.Second)
 	cfg.HealthInterval = cmp.Or(cfg.HealthInterval, 500*time.Millisecond)
 	cfg.ReconnectMin = cmp.Or(cfg.ReconnectMin, 100*time.Millisecond)
 	cfg.ReconnectMax = cmp.Or(cfg.ReconnectMax, 5*time.Second)
@@ -97,6 +101,7 @@ func (cfg Config) Validate() error {
 	}
 	positive("dial timeout", c.DialTimeout)
 	positive("command timeout", c.CommandTimeout)
+	positive("io timeout", c.IOTimeout)
 	positive("health interval", c.HealthInterval)
 	positive("reconnect min", c.ReconnectMin)
 	positive("reconnect max", c.ReconnectMax)

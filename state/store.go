@@ -147,7 +147,7 @@ func newClient(u URL, cfg Config) (redis.UniversalClient, error) {
 		return redis.NewClient(&redis.Options{
 			Network: u.Network, Addr: u.Addrs[0],
 			Username: u.Username, Password: u.Password, DB: u.DB, TLSConfig: tlsCfg,
-			DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.CommandTimeout, WriteTimeout: cfg.CommandTimeout,
+			DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.IOTimeout, WriteTimeout: cfg.IOTimeout,
 			ContextTimeoutEnabled: true, MaxRetries: noRetries, DialerRetries: 1,
 			PoolSize: cfg.PoolSize, DisableIdentity: true,
 		}), nil
@@ -157,7 +157,7 @@ func newClient(u URL, cfg Config) (redis.UniversalClient, error) {
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: u.MasterName, SentinelAddrs: u.Addrs,
 			Username: u.Username, Password: u.Password, DB: u.DB, TLSConfig: tlsCfg,
-			DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.CommandTimeout, WriteTimeout: cfg.CommandTimeout,
+			DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.IOTimeout, WriteTimeout: cfg.IOTimeout,
 			ContextTimeoutEnabled: true, MaxRetries: noRetries, DialerRetries: 1,
 			PoolSize: cfg.PoolSize, DisableIdentity: true,
 		}), nil
@@ -166,7 +166,7 @@ func newClient(u URL, cfg Config) (redis.UniversalClient, error) {
 		// does not retry anything else.
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: u.Addrs, Username: u.Username, Password: u.Password, TLSConfig: tlsCfg,
-			DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.CommandTimeout, WriteTimeout: cfg.CommandTimeout,
+			DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.IOTimeout, WriteTimeout: cfg.IOTimeout,
 			ContextTimeoutEnabled: true, DialerRetries: 1,
 			PoolSize: cfg.PoolSize, DisableIdentity: true,
 		}), nil
