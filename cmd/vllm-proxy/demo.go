@@ -72,5 +72,5 @@ Then look at:
 Stop with Ctrl-C.
 
 `, port, c.ModelA, c.ModelB)
-	return serveListener(app, ln, st.mux, 10*time.Second)
+	return serveListener(app, ln, st.handler, 10*time.Second)
 }

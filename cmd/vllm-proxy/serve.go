@@ -107,7 +107,7 @@ func (s *ServeCmd) run(app *App, mode stackMode) error {
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	return serveListener(app, ln, st.mux, s.ShutdownTimeout)
+	return serveListener(app, ln, st.handler, s.ShutdownTimeout)
 }
 
 // Run runs the batch workers until app.Ctx is cancelled, serving /health and /metrics.

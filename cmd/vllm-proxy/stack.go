@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vllm-proxy/vllm-proxy/auth"
 	"github.com/vllm-proxy/vllm-proxy/backpressure"
 	"github.com/vllm-proxy/vllm-proxy/batch"
 	"github.com/vllm-proxy/vllm-proxy/logging"
@@ -46,6 +47,7 @@ type stack struct {
 	ui      *ui.Handler
 	workers bool // batch workers were started
 	mux     *http.ServeMux
+	handler http.Handler // mux, behind the API-key check when keys are on
 	cancel  context.CancelFunc
 }
 
@@ -53,6 +55,10 @@ type stack struct {
 // package for cfg, and starts the batch workers and janitor. The services it starts run
 // until close.
 func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
+	authn, err := loadAuth(app.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(app.Ctx))
 	s := &stack{log: app.Log, reg: prometheus.NewRegistry(), cancel: cancel}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -86,7 +92,9 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 		return nil, err
 	}
 
-	h, err := proxy.New(toProxyConfig(cfg, app.Version), router, app.Log.With(slog.String("component", "proxy")), s.reg,
+	pc := toProxyConfig(cfg, app.Version)
+	pc.BackendAuth = authn.backendAuth()
+	h, err := proxy.New(pc, router, app.Log.With(slog.String("component", "proxy")), s.reg,
 		proxy.WithBatchAdmission(s.control))
 	if err != nil {
 		s.close()
@@ -94,7 +102,7 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 	}
 	s.proxy = h
 
-	if err := s.startBatch(ctx, app, cfg, mode); err != nil {
+	if err := s.startBatch(ctx, app, cfg, mode, auth.Tenant); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -124,6 +132,11 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 		s.mux.Handle("/ui", s.ui)
 		s.mux.Handle("/ui/", s.ui)
 		s.mux.Handle("/", h)
+	}
+	s.handler, err = authn.wrap(s.mux, app.Log.With(slog.String("component", "auth")), s.reg)
+	if err != nil {
+		s.close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -162,7 +175,7 @@ func (s *stack) startBackpressure(ctx context.Context, app *App, cfg *fileConfig
 
 // startBatch builds the batch package on the shared state and, when this replica runs
 // workers, starts them and the janitor.
-func (s *stack) startBatch(ctx context.Context, app *App, cfg *fileConfig, mode stackMode) error {
+func (s *stack) startBatch(ctx context.Context, app *App, cfg *fileConfig, mode stackMode, tenant func(context.Context) string) error {
 	var blobs batch.BlobStore = state.NewBlobStore(s.store)
 	if dir := cfg.Batch.FilesDir; dir != "" {
 		d, err := batch.NewDirBlobs(dir)
@@ -173,6 +186,7 @@ func (s *stack) startBatch(ctx context.Context, app *App, cfg *fileConfig, mode 
 	}
 	bc := toBatchConfig(cfg.Batch)
 	bc.ReplicaID = s.store.ReplicaID()
+	bc.Tenant = tenant
 	b, err := batch.New(bc, state.NewJobStore(s.store), blobs, lineDispatcher{h: s.proxy},
 		app.Log, s.reg)
 	if err != nil {
