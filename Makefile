@@ -54,12 +54,15 @@ redis:
 # with playwright-core from npm. Install both when missing; the test fails (never skips)
 # without them.
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then \
+	@pkgs=""; \
+	[ -x /usr/bin/chromium ] || pkgs="chromium"; \
+	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs nodejs npm"; \
+	if [ -n "$$pkgs" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then SUDO=; \
 		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
-		else echo "the browser test needs /usr/bin/chromium and npm: apt-get install -y chromium nodejs npm"; exit 1; fi; \
-		echo "installing chromium, nodejs and npm with apt-get"; \
-		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium nodejs npm; \
+		else echo "the browser test needs /usr/bin/chromium and npm: apt-get install -y$$pkgs"; exit 1; fi; \
+		echo "installing$$pkgs with apt-get"; \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$pkgs; \
 	fi
 	@if [ ! -f ui/e2e/node_modules/playwright-core/package.json ]; then \
 		cd ui/e2e && npm ci --no-audit --no-fund; \
