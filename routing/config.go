@@ -47,6 +47,10 @@ type Config struct {
 	ScrapeTimeout time.Duration
 	// HealthCheckInterval is how often a healthy backend's GET /health is probed. Default 5s.
 	HealthCheckInterval time.Duration
+	// BackendAPIKey, when set, is sent as "Authorization: Bearer KEY" on the router's own
+	// calls to backends' /v1 endpoints (model discovery, the priority probe), for vLLM
+	// servers started with --api-key. Never logged.
+	BackendAPIKey string
 	// ProbeTimeout bounds one GET /health or GET /v1/models request. Default 2s.
 	ProbeTimeout time.Duration
 	// ModelsRefreshInterval is how often each backend's GET /v1/models is read. Default 10s.

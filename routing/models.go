@@ -72,6 +72,7 @@ func (r *Router) fetchModels(ctx context.Context, b *Backend) ([]Model, error) {
 		return nil, fmt.Errorf("building model list request for %s: %w", b.id, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	r.authorize(req)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("reading model list from %s: %w", b.id, err)
@@ -118,6 +119,13 @@ func ptrEq[T comparable](a, b *T) bool {
 		return a == b
 	}
 	return *a == *b
+}
+
+// authorize adds the configured backend API key to a request for a backend's /v1 API.
+func (r *Router) authorize(req *http.Request) {
+	if r.cfg.BackendAPIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+r.cfg.BackendAPIKey)
+	}
 }
 
 // drainClose reads a little of what is left so the connection can be reused, then closes.

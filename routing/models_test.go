@@ -3,8 +3,12 @@ package routing
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -108,4 +112,31 @@ func TestModelsRetriedWhenFirstFetchFailed(t *testing.T) {
 	}
 	a.setModels("llama")
 	eventually(t, "the model list to be fetched again", func() bool { return slices.Equal(modelIDs(r), []string{"llama"}) })
+}
+
+// TestBackendAPIKey: a vLLM started with --api-key answers /v1/models only with the key;
+// the router sends Config.BackendAPIKey on its discovery calls.
+func TestBackendAPIKey(t *testing.T) {
+	var seen atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/models":
+			seen.Store(r.Header.Get("Authorization"))
+			if r.Header.Get("Authorization") != "Bearer s3cret" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"llama","object":"model"}]}`)
+		case "/health":
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := fastConfig(srv.URL)
+	cfg.BackendAPIKey = "s3cret"
+	r, _ := startRouter(t, cfg)
+	if got := modelIDs(r); !slices.Equal(got, []string{"llama"}) || seen.Load() != "Bearer s3cret" {
+		t.Fatalf("models %v with Authorization %q", got, seen.Load())
+	}
 }

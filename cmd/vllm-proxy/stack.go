@@ -74,7 +74,9 @@ func newStack(app *App, cfg *fileConfig, mode stackMode) (*stack, error) {
 	}
 	s.store = store
 
-	router, err := routing.New(toRoutingConfig(cfg), app.Log.With(slog.String("component", "routing")), s.reg,
+	rc := toRoutingConfig(cfg)
+	rc.BackendAPIKey = authn.backendAPIKey
+	router, err := routing.New(rc, app.Log.With(slog.String("component", "routing")), s.reg,
 		routing.WithLoadShare(store.InFlight()), routing.WithScrapeCoordinator(store.Scrapes()),
 		routing.WithPrefixIndex(store.Prefix()))
 	if err != nil {
