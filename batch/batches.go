@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -94,8 +95,14 @@ func parseCreateBatch(body []byte) (createBatchBody, map[string]string, int64, e
 func (a *API) createBatch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCreateBody))
-	if err != nil {
-		writeError(w, r, a.log, badRequest("", "The request body is too large or unreadable."))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, r, a.log, &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error",
+			msg: fmt.Sprintf("The request body exceeds %d bytes.", maxCreateBody)})
+		return
+	case err != nil:
+		writeError(w, r, a.log, badRequest("", "The request body is unreadable."))
 		return
 	}
 	b, meta, outTTL, err := parseCreateBatch(body)

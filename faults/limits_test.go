@@ -134,7 +134,7 @@ func rawResponse(t *testing.T, addr string, req []byte) (string, textproto.MIMEH
 //   - an inference body over routing.max_body_bytes (set to 64 KiB here) gets an
 //     OpenAI-shaped 413, with or without Content-Length, while one just under it is
 //     served;
-//   - a POST /v1/batches body over 1 MiB gets an OpenAI-shaped 400;
+//   - a POST /v1/batches body over 1 MiB gets an OpenAI-shaped 413;
 //   - (long form only) an upload over the batch MaxFileBytes (200 MB, not configurable)
 //     gets an OpenAI-shaped 413 and leaves nothing in --files-dir.
 func TestLimits(t *testing.T) {
@@ -198,10 +198,10 @@ func TestLimits(t *testing.T) {
 	t.Run("create_batch_body", func(t *testing.T) {
 		body := `{"input_file_id":"file-x","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":{"k":"` + strings.Repeat("a", 2<<20) + `"}}`
 		err := doJSON(t, c, http.MethodPost, px.URL+"/v1/batches", body, new(any))
-		if err == nil || !strings.Contains(err.Error(), ": 400 ") {
-			t.Errorf("2 MiB POST /v1/batches: %v, want a 400", err)
+		if err == nil || !strings.Contains(err.Error(), ": 413 ") {
+			t.Errorf("2 MiB POST /v1/batches: %v, want a 413", err)
 		}
-		result(t, "2 MiB POST /v1/batches body: 400")
+		result(t, "2 MiB POST /v1/batches body: 413")
 	})
 
 	t.Run("upload_over_max_file_bytes", func(t *testing.T) {
