@@ -4,9 +4,35 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/vllm-proxy/vllm-proxy/routing"
 )
+
+// InteractivePicked implements proxy.InteractiveObserver: with Config.Evict, an
+// interactive request just routed to backend makes this replica evict at once the batch
+// requests it needs room from (see evictExcess), instead of at the next ReactInterval
+// tick, so it waits for a backend slot no longer than an aborted request takes to free
+// one. Without Evict, or while this replica holds no batch slot on backend, it does
+// nothing (a map lookup: interactive traffic alone pays nothing for it).
+func (c *Controller) InteractivePicked(backend string) {
+	if !c.cfg.Evict || c.cfg.Mode != ModeAdaptive {
+		return
+	}
+	c.mu.Lock()
+	st := c.backends[backend]
+	holds := st != nil && len(st.slots) > 0
+	c.mu.Unlock()
+	if !holds {
+		return
+	}
+	s, ok := c.statsOf(backend)
+	if !ok {
+		return
+	}
+	c.target(backend, s, time.Now())
+	c.evictExcess(context.Background(), s)
+}
 
 // evictExcess evicts this replica's newest batch slots on one backend while interactive
 // requests eat into its reserve and batch holds more than its target (Config.Evict).

@@ -75,3 +75,45 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// TestEvictOnInteractivePick: InteractivePicked evicts at the moment of the pick, with no
+// tick (the loop is not even started), one batch slot per interactive request that eats
+// into the reserve; without Evict it does nothing.
+func TestEvictOnInteractivePick(t *testing.T) {
+	for _, evict := range []bool{true, false} {
+		r := newRig(t, Config{Evict: evict}, 8)
+		var slots []*Slot
+		for {
+			sl, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
+			if !ok {
+				break
+			}
+			slots = append(slots, sl)
+		}
+		if len(slots) != 6 {
+			t.Fatalf("evict=%v: %d slots, want 6", evict, len(slots))
+		}
+		evicted := func() int {
+			n := 0
+			for _, sl := range slots {
+				if isClosed(sl.Evicted()) {
+					n++
+				}
+			}
+			return n
+		}
+		for i, want := range []int{1, 2, 3} { // 6 batch + 2 reserve = 8: each arrival needs one
+			r.interactive(t, 1)
+			r.ctl.InteractivePicked(backendURL)
+			if !evict {
+				want = 0
+			}
+			if got := evicted(); got != want {
+				t.Errorf("evict=%v: after interactive #%d, %d batch slots evicted, want %d", evict, i+1, got, want)
+			}
+		}
+		for _, sl := range slots {
+			sl.Release()
+		}
+	}
+}

@@ -22,6 +22,14 @@ type BatchAdmission interface {
 	Changed() <-chan struct{}
 }
 
+// InteractiveObserver is an optional interface of a BatchAdmission: the handler calls
+// InteractivePicked right after routing chose backend for an interactive attempt (counted
+// in flight already), so batch requests can make room at once instead of at the
+// admission's next tick (backpressure.Controller evicts them then). It must not block.
+type InteractiveObserver interface {
+	InteractivePicked(backend string)
+}
+
 // Option configures a Handler at construction.
 type Option func(*Handler)
 
@@ -29,7 +37,12 @@ type Option func(*Handler)
 // every backend serving its model is at its batch target waits, before its
 // RequestTimeout starts, until one has room or its context ends. Interactive traffic
 // never waits.
-func WithBatchAdmission(a BatchAdmission) Option { return func(h *Handler) { h.admission = a } }
+func WithBatchAdmission(a BatchAdmission) Option {
+	return func(h *Handler) {
+		h.admission = a
+		h.observer, _ = a.(InteractiveObserver)
+	}
+}
 
 // admitted is a Pick with the batch slot it holds (release is a no-op without one).
 type admitted struct {
@@ -74,6 +87,9 @@ func (h *Handler) pick(ctx context.Context, x *exchange, req *routing.Request, f
 	}
 	if !h.gated(x) {
 		p, err := h.router.Pick(ctx, req)
+		if err == nil && h.observer != nil && x.class == routing.ClassInteractive {
+			h.observer.InteractivePicked(p.Backend.ID())
+		}
 		return admitted{Pick: p, release: noRelease}, err
 	}
 	return h.admit(ctx, req)

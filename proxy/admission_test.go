@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vllm-proxy/vllm-proxy/backpressure"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/sim"
@@ -211,5 +213,37 @@ func TestBatchEviction(t *testing.T) {
 	if n := e.sim.Snapshot().ReceivedByPriority[DefaultBatchPriority]; n <= lines {
 		t.Errorf("sim received %d batch requests for %d lines: nothing was evicted and resent", n, lines)
 	}
+	e.requireIdle(t)
+}
+
+// TestBatchEvictionOnPick: with a controller whose loop never ticks, an interactive
+// request still makes room at once: the handler tells the admission about its pick
+// (InteractiveObserver), which evicts a batch request, and the interactive request runs
+// without waiting for a batch line to end.
+func TestBatchEvictionOnPick(t *testing.T) {
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: -1, Evict: true, PollInterval: time.Hour, ReactInterval: time.Hour}, 2,
+		sim.Config{MaxNumSeqs: 2})
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { // ≈ 15 s each at the default time model; cancelled below
+			_, _ = e.h.Dispatch(ctx, DispatchRequest{Path: "/v1/completions",
+				Body: []byte(`{"model":"m","prompt":"long batch line","max_tokens":1200}`)})
+		})
+	}
+	batchRunning := func() int { return e.sim.Snapshot().RunningByPriority[DefaultBatchPriority] }
+	eventually(t, 5*time.Second, "batch to fill the backend", func() bool { return batchRunning() == 2 })
+	start := time.Now()
+	if resp, body := e.post(t, "/v1/completions", `{"model":"m","prompt":"hi","max_tokens":2}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("interactive: %d %s", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("interactive request took %s behind a full backend", d)
+	}
+	if n := testutil.ToFloat64(e.h.metrics.retries.WithLabelValues(e.url, "evicted")); n != 1 {
+		t.Errorf("%v batch attempts evicted, want 1", n)
+	}
+	cancel()
+	wg.Wait()
 	e.requireIdle(t)
 }

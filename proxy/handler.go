@@ -49,7 +49,8 @@ type Handler struct {
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 	buffers   bufferPool
-	admission BatchAdmission // nil: batch lines are not held back (admission.go)
+	admission BatchAdmission      // nil: batch lines are not held back (admission.go)
+	observer  InteractiveObserver // admission, when it implements it; else nil
 }
 
 // New builds a Handler over router. log may be nil (discard); reg may be nil (metrics
