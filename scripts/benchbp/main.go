@@ -52,6 +52,7 @@ func run() error {
 	backends := flag.Int("backends", 2, "simulators")
 	seqs := flag.Int("seqs", 16, "max_num_seqs of each simulator (and routing capacity)")
 	workers := flag.Int("workers", 50, "batch lines in flight at most (VLLM_PXY_BATCH_MAX_CONCURRENT_REQUESTS)")
+	budget := flag.Int("batched-tokens", 8192, "the simulators' max_num_batched_tokens (vLLM's per-step token budget; smaller bounds a step's prefill and so ITL)")
 	ts := flag.Float64("timescale", 0.5, "simulator TimeScale (below 1: slower than real time, less sensitive to CPU contention); figures are in simulated time")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -64,7 +65,7 @@ func run() error {
 		workers: *workers, backends: *backends, seqs: *seqs, ts: *ts}
 	var all []*result
 	for _, sched := range split(*scheds) {
-		sims, err := startSims(ctx, *backends, *seqs, sched, *ts)
+		sims, err := startSims(ctx, *backends, *seqs, *budget, sched, *ts)
 		if err != nil {
 			return err
 		}
@@ -73,7 +74,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("# %s: measured interactive capacity %.2f req/s of simulated time (%d backends × %d seqs, time scale %g)\n", sched, capRate / *ts, *backends, *seqs, *ts)
+		fmt.Printf("# %s: measured interactive capacity %.2f req/s of simulated time (%d backends × %d seqs, max_num_batched_tokens %d, time scale %g)\n", sched, capRate / *ts, *backends, *seqs, *budget, *ts)
 		for _, ls := range split(*loads) {
 			load, _ := strconv.ParseFloat(ls, 64)
 			rate := load * capRate

@@ -99,11 +99,12 @@ func (s *stack) targets() int {
 	return n
 }
 
-// startSims starts n simulators with the default (realistic) time model.
-func startSims(ctx context.Context, n, seqs int, policy string, ts float64) ([]*sim.Server, error) {
+// startSims starts n simulators with the default (realistic) time model and a per-step
+// token budget of budget.
+func startSims(ctx context.Context, n, seqs, budget int, policy string, ts float64) ([]*sim.Server, error) {
 	var out []*sim.Server
 	for range n {
-		s, err := sim.Start(ctx, sim.Config{Model: "m", MaxNumSeqs: seqs, SchedulingPolicy: policy, TimeScale: ts}, slog.New(slog.DiscardHandler))
+		s, err := sim.Start(ctx, sim.Config{Model: "m", MaxNumSeqs: seqs, MaxNumBatchedTokens: budget, SchedulingPolicy: policy, TimeScale: ts}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return nil, fmt.Errorf("starting sim: %w", err)
 		}
