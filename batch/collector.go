@@ -84,6 +84,9 @@ func (c *collector) commit(ctx context.Context, lines []lineOutcome) {
 		if !written {
 			part, err = c.writePart(ctx, lines)
 			written = err == nil
+			if errors.Is(err, state.ErrBatchConflict) || errors.Is(err, state.ErrBatchNotFound) {
+				return // finalization began: these results are too late
+			}
 		}
 		if err == nil {
 			var dups []int64
@@ -174,7 +177,12 @@ func withoutLines(lines []lineOutcome, drop []int64) []lineOutcome {
 	return out
 }
 
-// writePart stores the lines as one or two blobs (success, error).
+// partBlobs are the blobs a part staged under name may have: success and error lines.
+func partBlobs(name string) []string { return []string{name + "-o", name + "-e"} }
+
+// writePart stages a new part name, then stores the lines as one or two blobs (success,
+// error) under it. Staging first lets purge find the blobs if this replica dies, or its
+// lease lapses, before the part is committed.
 func (c *collector) writePart(ctx context.Context, lines []lineOutcome) (state.LinePart, error) {
 	var ok, bad bytes.Buffer
 	p := state.LinePart{Lines: make([]state.LineResult, 0, len(lines))}
@@ -187,15 +195,19 @@ func (c *collector) writePart(ctx context.Context, lines []lineOutcome) (state.L
 		}
 		p.Lines = append(p.Lines, state.LineResult{Line: l.idx, Failed: l.failed})
 	}
-	base := "part-" + c.batch + "-" + strconv.FormatInt(c.chunk, 10) + "-" + randHex(6)
+	p.Staged = "part-" + c.batch + "-" + strconv.FormatInt(c.chunk, 10) + "-" + randHex(6)
+	if err := c.w.jobs.StagePart(ctx, c.batch, p.Staged); err != nil {
+		return p, err
+	}
+	names := partBlobs(p.Staged)
 	if ok.Len() > 0 {
-		p.OKBlob = base + "-o"
+		p.OKBlob = names[0]
 		if _, err := c.w.blobs.Put(ctx, p.OKBlob, &ok, -1); err != nil {
 			return p, err
 		}
 	}
 	if bad.Len() > 0 {
-		p.ErrBlob = base + "-e"
+		p.ErrBlob = names[1]
 		if _, err := c.w.blobs.Put(ctx, p.ErrBlob, &bad, -1); err != nil {
 			c.deletePart(ctx, p)
 			return p, err

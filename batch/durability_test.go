@@ -31,7 +31,8 @@ func TestReplicaCrashTakeover(t *testing.T) {
 	// A lets 40 lines through, then holds every later line in flight until it dies.
 	gate := &gatedDispatcher{inner: newHTTPDispatcher(sm.URL()), free: 40, release: make(chan struct{})}
 	ctxA, crashA := context.WithCancel(t.Context())
-	a := startReplicaCtx(t, ctxA, cfgA, redisStores(t, rs.URL, "a"), gate, true)
+	storesA := redisStores(t, rs.URL, "a")
+	a := startReplicaCtx(t, ctxA, cfgA, storesA, gate, true)
 	f := upload(t, a.srv.URL, chatLines(n, "m1", 5))
 	b := createBatch(t, a.srv.URL, f.ID, chatURL)
 	// Under load a lapsed lease can make A re-execute a line, spending a pass of the gate,
@@ -39,6 +40,15 @@ func TestReplicaCrashTakeover(t *testing.T) {
 	waitBatch(t, a.srv.URL, b.ID, 10*time.Second, func(b batchObject) bool { return b.RequestCounts.Completed >= 30 })
 	crashA()
 	crashed := time.Now()
+	// A also died between writing a result part and committing it (the collector's
+	// order: stage the name, write the blobs, commit): that part must not outlive the batch.
+	orphan := "part-" + b.ID + "-0-dead00"
+	if err := storesA.jobs.StagePart(t.Context(), b.ID, orphan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storesA.blobs.Put(t.Context(), partBlobs(orphan)[0], strings.NewReader("{}\n"), -1); err != nil {
+		t.Fatal(err)
+	}
 
 	dB := newHTTPDispatcher(sm.URL())
 	rb := startReplica(t, cfgB, redisStores(t, rs.URL, "b"), dB, true)
@@ -67,6 +77,7 @@ func TestReplicaCrashTakeover(t *testing.T) {
 	}
 	t.Logf("takeover: %v reclaimed chunks, %d lines re-executed, batch done %v after the crash (lease %v)",
 		reclaimed, reexec, resumed.Round(time.Millisecond), cfgA.LeaseTTL)
+	waitNoPartBlobs(t, rs, b.ID) // the uncommitted part included
 }
 
 // TestRedisRestartMidBatch restarts an AOF-persisted Redis (kill -9, then start on the same

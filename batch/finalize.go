@@ -99,10 +99,11 @@ func (w *Workers) finalize(ctx context.Context, id string, mode state.FinalizeMo
 	return nil
 }
 
-// purge deletes a finished batch's result parts (now copied into its files), then its work
-// keys. A finalizer that dies in between leaves the batch active, and the next pass that
-// sees it terminal calls purge again (parts nil: they are listed first), so no part blob
-// outlives the list that names it.
+// purge deletes a finished batch's result parts (now copied into its files) and the blobs
+// of parts staged but never committed (a worker died, or lost its lease, between writing
+// and committing them), then its work keys. A finalizer that dies in between leaves the
+// batch active, and the next pass that sees it terminal calls purge again (parts nil:
+// they are listed first), so no part blob outlives the list that names it.
 func (w *Workers) purge(ctx context.Context, id string, parts []state.LinePart) error {
 	if parts == nil {
 		var err error
@@ -110,12 +111,21 @@ func (w *Workers) purge(ctx context.Context, id string, parts []state.LinePart) 
 			return err
 		}
 	}
+	staged, err := w.jobs.StagedParts(ctx, id)
+	if err != nil {
+		return err
+	}
+	var blobs []string
 	for _, p := range parts {
-		for _, b := range []string{p.OKBlob, p.ErrBlob} {
-			if b != "" {
-				if err := w.blobs.Delete(ctx, b); err != nil {
-					return fmt.Errorf("deleting result part %s: %w", b, err)
-				}
+		blobs = append(blobs, p.OKBlob, p.ErrBlob)
+	}
+	for _, name := range staged {
+		blobs = append(blobs, partBlobs(name)...)
+	}
+	for _, b := range blobs {
+		if b != "" {
+			if err := w.blobs.Delete(ctx, b); err != nil {
+				return fmt.Errorf("deleting result part %s: %w", b, err)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ package state
 //	batch:{id}:cdone    string  bitmap, bit i = chunk i finished
 //	batch:{id}:done     string  bitmap, bit i = task line i has a committed result
 //	batch:{id}:parts    list    committed parts "<ok blob>|<err blob>" in commit order
+//	batch:{id}:staged   set     names of parts being written, not yet committed
 //	batches             zset    created ms → batch id (list API)
 //	batches:active      set     ids of batches that may still need work
 //	file:{id}           hash    rec = FileRecord JSON
@@ -25,6 +26,7 @@ func batchChunksKey(id string) string { return "batch:{" + id + "}:chunks" }
 func batchCDoneKey(id string) string  { return "batch:{" + id + "}:cdone" }
 func batchDoneKey(id string) string   { return "batch:{" + id + "}:done" }
 func batchPartsKey(id string) string  { return "batch:{" + id + "}:parts" }
+func batchStagedKey(id string) string { return "batch:{" + id + "}:staged" }
 func batchListKey() string            { return "batches" }
 func batchActiveKey() string          { return "batches:active" }
 

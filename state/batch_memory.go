@@ -35,6 +35,7 @@ type jobMemBatch struct {
 	cdone   map[int64]bool
 	done    map[int64]bool
 	parts   []LinePart
+	staged  map[string]bool
 	active  bool
 	created int64
 }

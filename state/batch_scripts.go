@@ -125,12 +125,26 @@ end
 return 1
 `)
 
+// batchStageScript records the name of a part about to be written, unless finalization
+// began (the same precondition as batchCommitScript).
+//
+//	KEYS[1] batch hash  KEYS[2] staged set  ARGV[1] name
+//	returns 1 staged, -1 finalization began, -2 no such batch.
+var batchStageScript = redis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'status', 'fin')
+if not h[1] then return -2 end
+if h[2] == '1' or (h[1] ~= 'in_progress' and h[1] ~= 'cancelling') then return -1 end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+`)
+
 // batchCommitScript records a part exactly once: either every line of it is new and all
 // are marked done with the counts and usage added, or nothing changes.
 //
-//	KEYS[1] batch hash  KEYS[2] line-done bitmap  KEYS[3] parts list
+//	KEYS[1] batch hash  KEYS[2] line-done bitmap  KEYS[3] parts list  KEYS[4] staged set
 //	ARGV[1] ok blob  ARGV[2] err blob  ARGV[3] ok count  ARGV[4] error count
-//	ARGV[5..9] usage: input, cached, output, reasoning, total tokens  ARGV[10..] line numbers
+//	ARGV[5..9] usage: input, cached, output, reasoning, total tokens  ARGV[10] staged name
+//	ARGV[11..] line numbers
 //	returns {1} committed, {0, dup line...} nothing done, {-1} finalization began,
 //	{-2} no such batch.
 var batchCommitScript = redis.NewScript(`
@@ -138,11 +152,12 @@ local h = redis.call('HMGET', KEYS[1], 'status', 'fin')
 if not h[1] then return {-2} end
 if h[2] == '1' or (h[1] ~= 'in_progress' and h[1] ~= 'cancelling') then return {-1} end
 local dups = {0}
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   if redis.call('GETBIT', KEYS[2], ARGV[i]) == 1 then dups[#dups+1] = ARGV[i] end
 end
 if #dups > 1 then return dups end
-for i = 10, #ARGV do redis.call('SETBIT', KEYS[2], ARGV[i], 1) end
+for i = 11, #ARGV do redis.call('SETBIT', KEYS[2], ARGV[i], 1) end
+if ARGV[10] ~= '' then redis.call('SREM', KEYS[4], ARGV[10]) end
 redis.call('RPUSH', KEYS[3], ARGV[1] .. '|' .. ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'completed', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'failed', ARGV[4])

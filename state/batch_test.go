@@ -148,7 +148,12 @@ func TestJobBatchLifecycleConformance(t *testing.T) {
 			}
 			// Commit: duplicates refused as a whole.
 			u := BatchUsage{InputTokens: 1, OutputTokens: 2, TotalTokens: 3}
-			if d, err := s.CommitLines(ctx, id, LinePart{OKBlob: "p1", Lines: []LineResult{{Line: 0}, {Line: 1, Failed: true}}, Usage: u}); err != nil || d != nil {
+			for _, name := range []string{"s1", "s2"} {
+				if err := s.StagePart(ctx, id, name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d, err := s.CommitLines(ctx, id, LinePart{OKBlob: "p1", Staged: "s1", Lines: []LineResult{{Line: 0}, {Line: 1, Failed: true}}, Usage: u}); err != nil || d != nil {
 				t.Fatalf("commit = %v %v", d, err)
 			}
 			d, err := s.CommitLines(ctx, id, LinePart{OKBlob: "p2", Lines: []LineResult{{Line: 1}, {Line: 2}}, Usage: u})
@@ -188,6 +193,15 @@ func TestJobBatchLifecycleConformance(t *testing.T) {
 			if _, err := s.CommitLines(ctx, id, LinePart{Lines: []LineResult{{Line: 9}}}); !errors.Is(err, ErrBatchConflict) {
 				t.Fatalf("commit after finalize: %v", err)
 			}
+			if err := s.StagePart(ctx, id, "s3"); !errors.Is(err, ErrBatchConflict) {
+				t.Fatalf("stage after finalize: %v", err)
+			}
+			if err := s.StagePart(ctx, "batch_nope", "s3"); !errors.Is(err, ErrBatchNotFound) {
+				t.Fatalf("stage on a missing batch: %v", err)
+			}
+			if staged, err := s.StagedParts(ctx, id); err != nil || !slices.Equal(staged, []string{"s2"}) {
+				t.Fatalf("staged = %v %v, want [s2] (s1 committed, s3 refused)", staged, err)
+			}
 			parts, _ := s.Parts(ctx, id)
 			if len(parts) != 2 || parts[0].OKBlob != "p1" || parts[1].OKBlob != "p3" {
 				t.Fatalf("parts %+v", parts)
@@ -200,6 +214,9 @@ func TestJobBatchLifecycleConformance(t *testing.T) {
 			}
 			if err := s.PurgeBatchWork(ctx, id); err != nil {
 				t.Fatal(err)
+			}
+			if staged, err := s.StagedParts(ctx, id); err != nil || len(staged) != 0 {
+				t.Fatalf("staged after purge = %v %v", staged, err)
 			}
 			r, _ = s.GetBatch(ctx, id)
 			if r.Status != BatchCompleted || r.CompletedAt != later.Unix() || r.OutputFileID != "file-out" || r.Completed != 3 {

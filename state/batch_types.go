@@ -155,6 +155,9 @@ type LinePart struct {
 	ErrBlob string // blob holding the error lines; "" when none
 	Lines   []LineResult
 	Usage   BatchUsage
+	// Staged is the name StagePart recorded before the part's blobs were written ("" when
+	// none); committing the part removes it from the staged set. Parts does not return it.
+	Staged string
 }
 
 // FinalizeMode says why a batch is being finalized.
@@ -224,6 +227,13 @@ type JobStore interface {
 	ReleaseChunk(ctx context.Context, id, owner string, chunk int64, done bool) error
 	// DoneLines reports which of lines first..first+n-1 have a committed result.
 	DoneLines(ctx context.Context, id string, first, n int64) ([]bool, error)
+	// StagePart records name, under which the caller is about to write a part's blobs,
+	// so that blobs of a part never committed (its writer died, or its lease lapsed, between
+	// writing and committing) can be found and deleted when the batch is purged. After
+	// finalization began it returns ErrBatchConflict and records nothing.
+	StagePart(ctx context.Context, id, name string) error
+	// StagedParts returns the names staged and not yet committed (LinePart.Staged).
+	StagedParts(ctx context.Context, id string) ([]string, error)
 	// CommitLines records a part atomically. When some of its lines are already recorded
 	// it records nothing and returns them (dups); the caller rewrites the part without
 	// them. After finalization began it returns ErrBatchConflict.
@@ -235,7 +245,7 @@ type JobStore interface {
 	Parts(ctx context.Context, id string) ([]LinePart, error)
 	// FinishBatch writes the terminal status if owner holds the finalization lease.
 	FinishBatch(ctx context.Context, id, owner string, f BatchFinish, now time.Time) (bool, error)
-	// PurgeBatchWork drops a terminal batch's work keys (leases, chunks, bitmaps, parts)
-	// and removes it from the active set.
+	// PurgeBatchWork drops a terminal batch's work keys (leases, chunks, bitmaps, parts,
+	// staged names) and removes it from the active set.
 	PurgeBatchWork(ctx context.Context, id string) error
 }

@@ -3,6 +3,8 @@ package state
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -164,7 +166,35 @@ func (m *jobMemory) CommitLines(_ context.Context, id string, p LinePart) ([]int
 	}
 	b.rec.Usage.Add(p.Usage)
 	b.parts = append(b.parts, LinePart{OKBlob: p.OKBlob, ErrBlob: p.ErrBlob})
+	delete(b.staged, p.Staged)
 	return nil, nil
+}
+
+func (m *jobMemory) StagePart(_ context.Context, id, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if b.fin || (b.rec.Status != BatchInProgress && b.rec.Status != BatchCancelling) {
+		return fmt.Errorf("staging a part of batch %s: finalization began: %w", id, ErrBatchConflict)
+	}
+	if b.staged == nil {
+		b.staged = map[string]bool{}
+	}
+	b.staged[name] = true
+	return nil
+}
+
+func (m *jobMemory) StagedParts(_ context.Context, id string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := m.get(id)
+	if err != nil {
+		return nil, nil
+	}
+	return slices.Sorted(maps.Keys(b.staged)), nil
 }
 
 func (m *jobMemory) ClaimFinalize(_ context.Context, id, owner string, now time.Time, lease time.Duration) (FinalizeMode, bool, error) {
@@ -250,6 +280,6 @@ func (m *jobMemory) PurgeBatchWork(_ context.Context, id string) error {
 	if err != nil {
 		return nil
 	}
-	b.chunks, b.cdone, b.done, b.parts, b.active = nil, nil, nil, nil, false
+	b.chunks, b.cdone, b.done, b.parts, b.staged, b.active = nil, nil, nil, nil, nil, false
 	return nil
 }

@@ -143,7 +143,7 @@ func (j *jobRedis) DoneLines(ctx context.Context, id string, first, n int64) ([]
 func (j *jobRedis) CommitLines(ctx context.Context, id string, p LinePart) ([]int64, error) {
 	var nok, nerr int64
 	args := []any{p.OKBlob, p.ErrBlob, 0, 0, p.Usage.InputTokens, p.Usage.CachedTokens,
-		p.Usage.OutputTokens, p.Usage.ReasoningTokens, p.Usage.TotalTokens}
+		p.Usage.OutputTokens, p.Usage.ReasoningTokens, p.Usage.TotalTokens, p.Staged}
 	for _, l := range p.Lines {
 		if l.Failed {
 			nerr++
@@ -154,7 +154,7 @@ func (j *jobRedis) CommitLines(ctx context.Context, id string, p LinePart) ([]in
 	}
 	args[2], args[3] = nok, nerr
 	res, err := batchCommitScript.Run(ctx, j.c,
-		[]string{batchHashKey(id), batchDoneKey(id), batchPartsKey(id)}, args...).Slice()
+		[]string{batchHashKey(id), batchDoneKey(id), batchPartsKey(id), batchStagedKey(id)}, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("committing lines of batch %s: %w", id, err)
 	}
@@ -172,6 +172,27 @@ func (j *jobRedis) CommitLines(ctx context.Context, id string, p LinePart) ([]in
 		dups = append(dups, n)
 	}
 	return dups, nil
+}
+
+func (j *jobRedis) StagePart(ctx context.Context, id, name string) error {
+	n, err := batchStageScript.Run(ctx, j.c, []string{batchHashKey(id), batchStagedKey(id)}, name).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("staging part %s of batch %s: %w", name, id, err)
+	case n == -1:
+		return fmt.Errorf("staging a part of batch %s: finalization began: %w", id, ErrBatchConflict)
+	case n == -2:
+		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
+	}
+	return nil
+}
+
+func (j *jobRedis) StagedParts(ctx context.Context, id string) ([]string, error) {
+	names, err := j.c.SMembers(ctx, batchStagedKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing staged parts of batch %s: %w", id, err)
+	}
+	return names, nil
 }
 
 func (j *jobRedis) ClaimFinalize(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (FinalizeMode, bool, error) {
@@ -210,7 +231,7 @@ func (j *jobRedis) FinishBatch(ctx context.Context, id, owner string, f BatchFin
 
 func (j *jobRedis) PurgeBatchWork(ctx context.Context, id string) error {
 	_, err := j.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, batchLeasesKey(id), batchChunksKey(id), batchCDoneKey(id), batchDoneKey(id), batchPartsKey(id))
+		p.Del(ctx, batchLeasesKey(id), batchChunksKey(id), batchCDoneKey(id), batchDoneKey(id), batchPartsKey(id), batchStagedKey(id))
 		p.SRem(ctx, batchActiveKey(), id)
 		return nil
 	})
