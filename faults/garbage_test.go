@@ -80,13 +80,11 @@ func startGarbageTap(t *testing.T, kind string, upstream *sim.Server) *garbageTa
 }
 
 // TestGarbageBackend: one of two backends answers every inference request with broken
-// HTTP. Expected, per kind of breakage, under closed-loop load:
-//   - bad status line, close at once: the breakage happens before any byte could reach
-//     the client, so the proxy retries on the good backend: zero client errors;
-//   - truncated body, bad chunked frame: the backend's headers arrived and its body broke
-//     off, so the proxy aborts the client connection: the client sees a transport error
-//     (no response at all, or a body read error), or an OpenAI-shaped 502; never a 200
-//     whose body looks complete but is not.
+// HTTP: a bad status line, a close at once, a truncated body, a bad chunked frame.
+// Expected under closed-loop load: zero client errors. The first two break before any
+// byte could reach the client; in the last two the backend's headers arrived and its
+// body broke off, but the proxy reads a non-streaming body (up to 1 MiB) whole before
+// it commits the response, so every kind is retried on the good backend.
 //
 // In every case the proxy keeps serving and the garbage backend was really hit.
 func TestGarbageBackend(t *testing.T) {
@@ -125,31 +123,18 @@ func TestGarbageBackend(t *testing.T) {
 			if tap.hits.Load() == 0 {
 				t.Fatalf("the garbage backend was never tried")
 			}
-			var failed, readErrs, bad502, aborted int
+			failed := 0
 			for _, r := range results {
 				if r.OK() {
 					continue
 				}
 				failed++
-				switch kind {
-				case tapBadStatus, tapClose:
+				if failed <= 5 {
 					t.Errorf("client error where a retry was possible: status %d err %v body %.200q", r.Status, r.Err, r.Body)
-				default:
-					switch {
-					case r.Status == http.StatusBadGateway:
-						openAIError(t, r.Body)
-						bad502++
-					case r.Status == 0 && r.Err != nil:
-						aborted++ // the connection closed before any response
-					case r.Status == http.StatusOK && r.ReadErr:
-						readErrs++ // a body read error: the client knows the answer is incomplete
-					default:
-						t.Errorf("unexpected outcome: status %d err %v body %.200q", r.Status, r.Err, r.Body)
-					}
 				}
 			}
-			result(t, "requests=%d garbage-backend hits=%d client failures=%d (aborted before a response=%d, 502=%d, body read errors=%d) statuses=%v",
-				len(results), tap.hits.Load(), failed, aborted, bad502, readErrs, statuses)
+			result(t, "requests=%d garbage-backend hits=%d client failures=%d statuses=%v",
+				len(results), tap.hits.Load(), failed, statuses)
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,9 +141,75 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	res.Header.Del(headerRequestID)
 	a.sse = isEventStream(res.Header.Get("Content-Type"))
 	res.Body = newBodyWatch(res.Body, a, h.log)
+	if !a.sse {
+		if err := bufferBody(res); err != nil {
+			return err // nothing reached the client: the retry loop may try another backend
+		}
+	}
 	h.logResponse(a, res)
 	a.committed = true
 	return nil
+}
+
+// maxBufferedBody is the largest non-streaming response body read whole before the
+// response is committed. vLLM's JSON answers are a few KB; a larger body (big embedding
+// batches) is passed through as it arrives.
+const maxBufferedBody = 1 << 20
+
+// errBodyBroken wraps the read error of a non-streaming body that broke off before the
+// proxy committed the response.
+var errBodyBroken = errors.New("response body broke off")
+
+// bufferBody reads a non-streaming body of up to maxBufferedBody bytes before the response
+// is committed, so that a body that breaks off (a backend dying between its headers and
+// the end of its JSON) is retried on another backend instead of aborting the client's
+// connection. A longer body passes through: what was read, then the rest as it arrives.
+func bufferBody(res *http.Response) error {
+	if res.ContentLength > maxBufferedBody {
+		return nil
+	}
+	limit := int64(maxBufferedBody + 1)
+	if res.ContentLength >= 0 {
+		limit = res.ContentLength + 1 // reads the EOF, so the connection can be reused
+	}
+	buf := make([]byte, 0, min(limit, 16<<10))
+	buf, err := readUpTo(buf, res.Body, limit)
+	if err != nil {
+		return fmt.Errorf("%w after %d bytes: %w", errBodyBroken, len(buf), err)
+	}
+	if int64(len(buf)) > maxBufferedBody {
+		res.Body = readCloser{io.MultiReader(bytes.NewReader(buf), res.Body), res.Body}
+		return nil
+	}
+	if res.ContentLength >= 0 && int64(len(buf)) != res.ContentLength {
+		return fmt.Errorf("%w: %d bytes of a %d-byte body", errBodyBroken, len(buf), res.ContentLength)
+	}
+	res.Body = readCloser{bytes.NewReader(buf), res.Body}
+	return nil
+}
+
+// readUpTo appends to buf from r until EOF or until buf holds limit bytes.
+func readUpTo(buf []byte, r io.Reader, limit int64) ([]byte, error) {
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(int(limit)-len(buf), max(len(buf), 16<<10)))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), int(limit))])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// readCloser reads from one reader and closes another (the backend body).
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // recordError is the ReverseProxy's ErrorHandler. It writes nothing: the retry loop

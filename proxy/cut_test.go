@@ -5,60 +5,80 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/sim"
 )
 
-// TestPlainBodyCutAbortsClient: a non-streaming body that breaks off after the headers went
-// out must not look complete to the client: the proxy aborts the connection, and the
-// backend is not retried.
-func TestPlainBodyCutAbortsClient(t *testing.T) {
+// TestPlainBodyCutRetried: a non-streaming body that breaks off after the backend's
+// headers, with or without a Content-Length, is read whole before anything goes to the
+// client, so the request is retried on another backend and the client gets that
+// backend's complete answer, never the partial one.
+func TestPlainBodyCutRetried(t *testing.T) {
 	for _, withLength := range []bool{true, false} {
 		name := "chunked"
 		if withLength {
 			name = "content-length"
 		}
 		t.Run(name, func(t *testing.T) {
-			tp := startTap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_, _ = io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
-				if withLength {
-					w.Header().Set("Content-Length", "100")
-				}
-				_, _ = io.WriteString(w, `{"id":"cmpl-1","choices":[`)
-				_ = http.NewResponseController(w).Flush()
-				panic(http.ErrAbortHandler)
-			}))
+			tp := startTap(t, cutHandler(`{"id":"cmpl-1","choices":[`, withLength))
 			other := startTap(t, fixed(200, `{}`))
 			e := newEnv(t, envOpts{routing: routing.Config{Policy: routing.PolicyRoundRobin}}, backend(tp.URL, "m"), backend(other.URL, "m"))
-			for tp.hits.Load() == 0 { // round robin: the cutting backend comes up within two requests
-				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-				resp, err := e.client.Do(req)
-				var b []byte
-				if err == nil { // with a Content-Length the headers may still sit in the buffer: Do fails
-					b, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
+			for i := 0; tp.hits.Load() < 2; i++ { // round robin: the cutting backend comes up every other request
+				if i > 20 {
+					t.Fatalf("the cutting backend got %d of 20 requests", tp.hits.Load())
 				}
-				if tp.hits.Load() == 0 {
-					if err != nil {
-						t.Fatalf("the healthy backend's answer failed: %v", err)
-					}
-					continue
-				}
-				if err == nil {
-					t.Fatalf("the client read a cut body %q as complete", b)
+				resp, body := e.post(t, "/v1/chat/completions", chatBody)
+				if resp.StatusCode != http.StatusOK || body != `{}` {
+					t.Fatalf("status %d body %q, want the other backend's complete answer", resp.StatusCode, body)
 				}
 			}
-			if other.hits.Load() > 1 {
-				t.Fatalf("a cut after the headers was retried")
+			if n := testutil.ToFloat64(e.h.metrics.retries.WithLabelValues(tp.URL, "transport")); n < 2 {
+				t.Errorf("%v retries after a cut body, want one per cut", n)
 			}
 			e.requireIdle(t)
 		})
 	}
+}
+
+// TestLargePlainBodyCutAbortsClient: a non-streaming body longer than maxBufferedBody
+// passes through as it arrives, so when it breaks off the client's connection is
+// aborted: the client never reads a cut body as complete.
+func TestLargePlainBodyCutAbortsClient(t *testing.T) {
+	tp := startTap(t, cutHandler(`{"data":"`+strings.Repeat("x", maxBufferedBody+100), false))
+	e := newEnv(t, envOpts{}, backend(tp.URL, "m"))
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/v1/embeddings", strings.NewReader(`{"model":"m","input":"x"}`))
+	resp, err := e.client.Do(req)
+	if err == nil {
+		var b []byte
+		b, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatalf("the client read a cut body of %d bytes as complete", len(b))
+		}
+	}
+	e.requireIdle(t)
+}
+
+// cutHandler answers 200 with the start of a JSON body (announcing a longer one when
+// withLength), then breaks the connection.
+func cutHandler(partial string, withLength bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if withLength {
+			w.Header().Set("Content-Length", strconv.Itoa(len(partial)+100))
+		}
+		_, _ = io.WriteString(w, partial)
+		_ = http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	})
 }
 
 // TestStreamPastRequestTimeout: a stream still running at request_timeout is ended with a
