@@ -24,7 +24,8 @@ type Config struct {
 	// Rate > 0 makes the run open loop: Poisson arrivals at Rate requests/s.
 	Rate float64
 	// Concurrency is the number of closed-loop workers when Rate is 0 (default 1). In open
-	// loop a non-zero Concurrency caps requests in flight (arrivals wait for a slot).
+	// loop (Rate > 0, or the bursty workload, which fixes its own arrivals) a non-zero
+	// Concurrency caps requests in flight (arrivals wait for a slot); 0 means no cap.
 	Concurrency int
 	// Duration bounds each target's total sending time. At least one of Duration and
 	// Requests must be set; whichever is reached first ends the run.
@@ -70,8 +71,8 @@ func (c *Config) applyDefaults() {
 	if c.Endpoint == "" {
 		c.Endpoint = EndpointChat
 	}
-	if c.Concurrency == 0 && c.Rate == 0 {
-		c.Concurrency = 1
+	if c.Concurrency == 0 && c.Rate == 0 && c.WorkloadName != WorkloadBursty {
+		c.Concurrency = 1 // closed loop; bursty fixes its own arrivals, uncapped unless set
 	}
 	if c.WorkloadName == "" {
 		c.WorkloadName = WorkloadFixed

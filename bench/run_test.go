@@ -177,6 +177,20 @@ func TestOpenLoopConcurrencyCap(t *testing.T) {
 	}
 }
 
+// TestBurstyWavesUncapped: the bursty workload without -c releases each wave at once (it
+// used to default to one request in flight, serializing every wave).
+func TestBurstyWavesUncapped(t *testing.T) {
+	f := startFake(t, &fakeServer{ttft: func(int) time.Duration { return ms2d(200) }})
+	_, err := Run(t.Context(), Config{Targets: []string{f.URL()}, Model: "m", WorkloadName: WorkloadBursty,
+		Params: Params{WaveSize: 8, WaveInterval: time.Hour}, Requests: 8, NoStream: true}, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.maxSeen.Load(); got != 8 {
+		t.Errorf("server saw %d concurrent requests at most, want the whole wave of 8", got)
+	}
+}
+
 func TestErrorsCountedByStatus(t *testing.T) {
 	f := startFake(t, &fakeServer{status: func(k int) int {
 		switch k % 5 {

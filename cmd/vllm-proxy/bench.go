@@ -18,7 +18,7 @@ type BenchCmd struct {
 	Model       string        `name:"model" required:"" help:"The model field of every request."`
 	APIKey      string        `name:"api-key" env:"OPENAI_API_KEY" placeholder:"KEY" help:"Sent as 'Authorization: Bearer KEY'. Env: ${env}."`
 	Rate        float64       `name:"rate" placeholder:"R" help:"Open loop: Poisson arrivals at R requests/s (seeded). 0 = closed loop."`
-	Concurrency int           `name:"concurrency" short:"c" placeholder:"C" help:"Closed loop: C workers (default 1 without --rate). With --rate: cap on requests in flight."`
+	Concurrency int           `name:"concurrency" short:"c" placeholder:"C" help:"Closed loop: C workers (default 1 without --rate). With --rate or -w bursty: cap on requests in flight (default none)."`
 	Duration    time.Duration `name:"duration" short:"d" placeholder:"DURATION" help:"Sending time per target. One of --duration and --requests is required; the first reached ends the run."`
 	Requests    int           `name:"requests" short:"n" placeholder:"N" help:"Requests per target."`
 	NoStream    bool          `name:"no-stream" help:"Send stream=false: TTFT = E2E, no ITL."`
