@@ -66,9 +66,11 @@ type Config struct {
 	// Evict makes ModeAdaptive stop running batch requests when interactive traffic eats
 	// into a backend's reserve and batch holds more than its target: vLLM cannot preempt
 	// them for a waiting interactive request, so the newest ones (least work lost) are
-	// cancelled at the next ReactInterval tick and their lines retried. Batch in flight
-	// then falls to the target within about one ReactInterval instead of one batch
-	// request's duration, at the price of the evicted requests' work. Default false.
+	// cancelled and their lines retried: at once when this replica routes the interactive
+	// request (InteractivePicked), else at the next ReactInterval tick. Batch in flight
+	// then falls to the target within one interactive pick or ReactInterval instead of one
+	// batch request's duration, at the price of the evicted requests' work. The zero value
+	// is false; cmd's default (batch.backpressure_evict) is true.
 	Evict bool
 }
 

@@ -107,7 +107,7 @@ type batchConfig struct {
 	// BackpressurePollInterval is how often backpressure rechecks load. Default 2s.
 	BackpressurePollInterval time.Duration `yaml:"backpressure_poll_interval"`
 	// BackpressureEvict stops the newest running batch requests beyond a backend's target
-	// when interactive traffic needs the room; they are sent again later. Default false.
+	// when interactive traffic needs the room; they are sent again later. Default true.
 	BackpressureEvict bool `yaml:"backpressure_evict"`
 	// ChatCompletionPriority is the vLLM priority of interactive requests. Default 0.
 	ChatCompletionPriority int `yaml:"chat_completion_priority"`
@@ -168,6 +168,7 @@ func defaultConfig() *fileConfig {
 			MaxConcurrentRequests:    defaultMaxConcurrentRequests,
 			BackpressureEnabled:      true,
 			BackpressurePollInterval: defaultBackpressurePollInterval,
+			BackpressureEvict:        true,
 			BatchPriority:            defaultBatchPriority,
 			Workers:                  true,
 		},

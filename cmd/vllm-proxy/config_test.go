@@ -44,7 +44,7 @@ batch:
   max_concurrent_requests: 7
   backpressure_enabled: false
   backpressure_poll_interval: 3s
-  backpressure_evict: true
+  backpressure_evict: false
   chat_completion_priority: -1
   batch_priority: 20
   files_dir: /var/lib/vllm-proxy/files
@@ -82,7 +82,7 @@ batch:
 		bc.ChatCompletionPriority != -1 || bc.BatchPriority != 20 || bc.FilesDir != "/var/lib/vllm-proxy/files" || bc.Workers {
 		t.Errorf("batch = %+v", bc)
 	}
-	if bc.LeaseTTL != 9*time.Second || !bc.BackpressureEvict || bc.ChunkLines != 32 || bc.MaxFileBytes != 10<<20 || bc.MaxLines != 1000 || bc.MaxResultBytes != 1<<30 ||
+	if bc.LeaseTTL != 9*time.Second || bc.BackpressureEvict || bc.ChunkLines != 32 || bc.MaxFileBytes != 10<<20 || bc.MaxLines != 1000 || bc.MaxResultBytes != 1<<30 ||
 		bc.FileTTL != 48*time.Hour || bc.CompletionWindow != time.Hour || bc.ModelWait != 30*time.Second || bc.RetryAttempts != 2 || bc.RetryBackoff != 250*time.Millisecond {
 		t.Errorf("batch tuning = %+v", bc)
 	}
@@ -108,7 +108,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	d := defaultConfig()
 	if d.Routing.MaxRetries != 2 || d.Routing.HealthCheckInterval != 5*time.Second || d.Routing.ScrapeInterval != 500*time.Millisecond ||
 		d.Routing.ModelsRefreshInterval != 10*time.Second || d.Routing.MaxBodyBytes != 32<<20 || d.Batch.MaxConcurrentRequests != 50 ||
-		!d.Batch.BackpressureEnabled || d.Batch.BackpressurePollInterval != 2*time.Second || d.Batch.BatchPriority != 10 || !d.Batch.Workers {
+		!d.Batch.BackpressureEnabled || !d.Batch.BackpressureEvict || d.Batch.BackpressurePollInterval != 2*time.Second || d.Batch.BatchPriority != 10 || !d.Batch.Workers {
 		t.Errorf("defaults drifted from the docs: %+v", d)
 	}
 }
