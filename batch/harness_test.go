@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -280,8 +279,6 @@ func chatLines(n int, model string, maxTokens int) []byte {
 	}
 	return b.Bytes()
 }
-
-var errUnused = errors.New("unused")
 
 func statetestRedis(t *testing.T, opts ...statetest.Options) *statetest.Redis {
 	t.Helper()

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"io"
 	"log/slog"
 	"testing"
 
@@ -10,4 +9,4 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

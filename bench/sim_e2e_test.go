@@ -1,7 +1,6 @@
 package bench_test
 
 import (
-	"io"
 	"log/slog"
 	"testing"
 
@@ -13,7 +12,7 @@ import (
 // workload and checks the client and engine views agree with each other and the oracle.
 // It lives in package bench_test so that sim stays a test-only dependency of bench.
 func TestAgainstSimulator(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	s, err := sim.Start(t.Context(), sim.Config{Model: "m", TimeScale: 20}, log)
 	if err != nil {
 		t.Fatal(err)

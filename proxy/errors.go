@@ -139,7 +139,7 @@ func errorInfoFor(err error) (int, errorInfo) {
 
 func statusOfKind(kind error) int {
 	switch kind {
-	case ErrBodyTooLarge:
+	case ErrBodyTooLarge: //nolint:errorlint // kind is one of the sentinels itself, never wrapped
 		return http.StatusRequestEntityTooLarge
 	case ErrNotFound:
 		return http.StatusNotFound

@@ -118,7 +118,7 @@ func (h *Handler) outboundBody(x *exchange, pick *routing.Pick) []byte {
 
 // attemptError classifies how an attempt ended. err is nil for a response that was
 // forwarded completely; reason is non-empty when another backend may be tried.
-func (h *Handler) attemptError(ctx context.Context, a *attempt) (err error, reason string) {
+func (h *Handler) attemptError(ctx context.Context, a *attempt) (err error, reason string) { //nolint:staticcheck // ST1008: reason qualifies err
 	clientGone := a.x.in.Context().Err() != nil
 	timedOut := errors.Is(context.Cause(ctx), errRequestTimeout)
 	if a.committed {

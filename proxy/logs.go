@@ -104,5 +104,5 @@ func (h *Handler) logFinished(x *exchange, res *result) {
 	if res.err != nil {
 		attrs = append(attrs, logging.Err(res.err))
 	}
-	h.log.LogAttrs(ctx, level, msg, attrs...)
+	h.log.LogAttrs(ctx, level, msg, attrs...) //nolint:sloglint // msg is one of the constant messages above
 }

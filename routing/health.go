@@ -167,7 +167,7 @@ func (r *Router) checkHealth(ctx context.Context, b *Backend) error {
 	if err != nil {
 		return fmt.Errorf("building health request for %s: %w", b.id, err)
 	}
-	resp, err := r.client.Do(req)
+	resp, err := r.client.Do(req) //nolint:bodyclose // drainClose below closes it
 	if err != nil {
 		return fmt.Errorf("probing %s/health: %w", b.id, err)
 	}

@@ -73,7 +73,7 @@ func (r *Router) fetchModels(ctx context.Context, b *Backend) ([]Model, error) {
 	}
 	req.Header.Set("Accept", "application/json")
 	r.authorize(req)
-	resp, err := r.client.Do(req)
+	resp, err := r.client.Do(req) //nolint:bodyclose // drainClose below closes it
 	if err != nil {
 		return nil, fmt.Errorf("reading model list from %s: %w", b.id, err)
 	}

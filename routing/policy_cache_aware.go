@@ -109,11 +109,10 @@ func (p *CacheAware) Choose(ctx context.Context, req *Request, cands []Candidate
 	}
 	var idx int
 	var reason string
-	switch {
-	case best == common:
+	if best == common {
 		idx = coldPlace(hashes[min(common, len(hashes)-1)], cands, p.cfg.LoadFactor)
 		reason = ReasonCold
-	default:
+	} else {
 		idx, reason = p.warm(ctx, req, cands, matches, best, hashes[0])
 	}
 	chosen := cands[idx].Backend.ID()

@@ -68,7 +68,7 @@ func TestPrefixSeedScopes(t *testing.T) {
 			t.Errorf("%s does not change the hash", name)
 		}
 	}
-	if first("llama", "tenant-a", "") != first("llama", "tenant-a", "") {
+	if a, b := first("llama", "tenant-a", ""), first("llama", "tenant-a", ""); a != b {
 		t.Error("the same scope hashes differently")
 	}
 	if first("llama", "tenant-a", "") == first("llama", "", "tenant-a") {

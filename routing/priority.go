@@ -80,7 +80,7 @@ func (r *Router) probePriority(ctx context.Context, b *Backend, model string) (p
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "vllm-proxy-priority-probe")
 	r.authorize(req)
-	resp, err := r.client.Do(req)
+	resp, err := r.client.Do(req) //nolint:bodyclose // drainClose below closes it
 	if err != nil {
 		return priorityUnknown, fmt.Errorf("priority probe to %s: %w", b.id, err)
 	}

@@ -234,7 +234,7 @@ func (r *Router) Models() []Model { return slices.Clone(r.pool.Load().models) }
 // Start runs one discovery, health and scrape round for every backend, concurrently
 // (bounded by the probe and scrape timeouts), then starts the background loops, which run until Stop or
 // until ctx is cancelled. Start may be called once, and not after Stop.
-func (r *Router) Start(ctx context.Context) error {
+func (r *Router) Start(ctx context.Context) error { //nolint:contextcheck // the loops outlive this call (WithoutCancel); ctx still stops them (AfterFunc)
 	r.life.Lock()
 	if r.started || r.stopped {
 		r.life.Unlock()

@@ -110,7 +110,7 @@ func (r *Router) fetchMetrics(ctx context.Context, b *Backend) (EngineMetrics, e
 		return EngineMetrics{}, fmt.Errorf("building metrics request for %s: %w", b.id, err)
 	}
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := r.client.Do(req)
+	resp, err := r.client.Do(req) //nolint:bodyclose // drainClose below closes it
 	if err != nil {
 		return EngineMetrics{}, fmt.Errorf("scraping %s/metrics: %w", b.id, err)
 	}

@@ -199,7 +199,7 @@ func (e *engine) schedule() float64 {
 			preempted = true
 		}
 		e.plan = append(e.plan, scheduledSeq{s, n})
-		if !(n == 1 && s.gen > 0 && s.computed >= s.prompTok) {
+		if n != 1 || s.gen <= 0 || s.computed < s.prompTok { // not a plain decode step
 			prefill += n
 		}
 		budget -= n

@@ -145,7 +145,7 @@ func TestSchedulerPreemptionUnderKVPressure(t *testing.T) {
 	e.submit(lowPrio)
 	e.submit(highPrio)
 	var preemptedLow, preemptedHigh bool
-	for i := 0; i < 1000 && !(lowPrio.finished.Load() && highPrio.finished.Load()); i++ {
+	for i := 0; i < 1000 && (!lowPrio.finished.Load() || !highPrio.finished.Load()); i++ {
 		step(e)
 		e.mu.Lock()
 		if lowPrio.state == seqWaiting && lowPrio.scheduled {

@@ -27,9 +27,6 @@ func startSim(t *testing.T, cfg Config) *Server {
 	return s
 }
 
-// fastTimed is a timed config whose clock runs 1000x faster than real time.
-func fastTimed() Config { return Config{Model: "m1", TimeScale: 1000} }
-
 // post sends a JSON body and returns status and body.
 func post(t *testing.T, url, body string) (int, string) {
 	t.Helper()

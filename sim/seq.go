@@ -52,8 +52,6 @@ type seq struct {
 	notify    chan struct{} // capacity 1; signalled on progress and at the end
 }
 
-func newSeq() *seq { return &seq{notify: make(chan struct{}, 1), heapIndex: -1} }
-
 // signal wakes the handler waiting on s without blocking the engine.
 func (s *seq) signal() {
 	select {

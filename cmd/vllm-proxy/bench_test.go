@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"image/png"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ import (
 // TestBenchCommandWritesReports runs `vllm-proxy bench` against an in-process simulator
 // and checks every report the flags ask for.
 func TestBenchCommandWritesReports(t *testing.T) {
-	s, err := sim.Start(t.Context(), sim.Config{Model: "m", TimeScale: 50}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := sim.Start(t.Context(), sim.Config{Model: "m", TimeScale: 50}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

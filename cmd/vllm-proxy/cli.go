@@ -49,8 +49,6 @@ type ServeCmd struct {
 	cfg *fileConfig
 	// over are the flag and env values that beat the file, kept for Reload.
 	over overrides
-	// mode says which parts of the stack run (serve: everything; worker: batch workers).
-	mode stackMode
 }
 
 // WorkerCmd runs batch workers without the OpenAI API. It takes serve's flags; --listen

@@ -465,7 +465,9 @@ return s`
 		return -1
 	}
 	var n int64
-	fmt.Sscan(line[1:], &n)
+	if _, err := fmt.Sscan(line[1:], &n); err != nil {
+		return -1
+	}
 	return n
 }
 
@@ -511,7 +513,9 @@ func (b *bench) usedMemory() int64 {
 		fmt.Fprintln(os.Stderr, "used_memory:", line, err)
 		return -1
 	}
-	fmt.Sscan(line[1:], &n)
+	if _, err := fmt.Sscan(line[1:], &n); err != nil {
+		return -1
+	}
 	return n
 }
 
@@ -531,6 +535,8 @@ func (b *bench) waitPurged(id string) {
 func load1() float64 {
 	b, _ := os.ReadFile("/proc/loadavg")
 	var v float64
-	fmt.Sscan(string(bytes.Fields(b)[0]), &v)
+	if f := bytes.Fields(b); len(f) > 0 {
+		_, _ = fmt.Sscan(string(f[0]), &v) // 0 when unreadable: a figure in a report
+	}
 	return v
 }

@@ -189,7 +189,7 @@ func WaitPing(addr, password string, timeout time.Duration) error {
 		if err == nil && reply == "+PONG" {
 			return nil
 		}
-		last = fmt.Errorf("reply %q: %v", reply, err)
+		last = fmt.Errorf("reply %q: %w", reply, err)
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("waiting for PONG from %s: %w", addr, last)

@@ -56,7 +56,7 @@ func (g *groupFlags) String() string { return fmt.Sprint(len(*g)) }
 func (g *groupFlags) Set(v string) error {
 	name, list, ok := strings.Cut(v, "=")
 	if !ok || name == "" || list == "" {
-		return fmt.Errorf("group %q: want name=url,url,...", v)
+		return fmt.Errorf("group %q: want name=url,url", v)
 	}
 	*g = append(*g, group{name: name, urls: strings.Split(list, ",")})
 	return nil
