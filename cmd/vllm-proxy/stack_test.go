@@ -421,3 +421,81 @@ func TestPriorityWiring(t *testing.T) {
 		}
 	}
 }
+
+// TestServeEvictsBatchForInteractive runs serve's defaults end to end: a batch submitted
+// through the Batches API fills a priority backend's batch room (capacity 8 − reserve 2),
+// then interactive requests arrive; the proxy evicts running batch requests for them
+// (vllm_proxy_backpressure_evictions_total), the evicted lines run again, and the batch
+// completes with every custom_id exactly once.
+func TestServeEvictsBatchForInteractive(t *testing.T) {
+	s := startSimServer(t, sim.Config{Model: "m1", MaxNumSeqs: 8, SchedulingPolicy: sim.PolicyPriority, TimeScale: 5})
+	base, _, stop := startRun(t, "--backend", s.URL())
+	defer stop()
+	c := openai.NewClient(option.WithBaseURL(base+"/v1"), option.WithAPIKey("k"), option.WithMaxRetries(0))
+	ctx := t.Context()
+	const n = 16
+	var in bytes.Buffer
+	for i := range n { // ≈ 1 s each at time scale 5
+		fmt.Fprintf(&in, `{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"m1","messages":[{"role":"user","content":"line %d"}],"max_tokens":400,"ignore_eos":true}}`+"\n", i, i)
+	}
+	f, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(&in, "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: f.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batchRunning := func() int { return s.Snapshot().RunningByPriority[10] }
+	waitFor(t, 20*time.Second, "batch to fill its room (6 of 8 slots)", func() bool { return batchRunning() == 6 })
+	done := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model: "m1", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}, MaxTokens: openai.Int(20),
+			})
+			done <- err
+		}()
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatalf("interactive request: %v", err)
+		}
+	}
+	_, metrics := get(t, base+"/metrics")
+	m := regexp.MustCompile(`(?m)^vllm_proxy_backpressure_evictions_total\{[^}]*\} (\d+)`).FindStringSubmatch(metrics)
+	if m == nil || m[1] == "0" {
+		t.Fatalf("no eviction counted for 3 interactive requests on a backend batch filled: %v", m)
+	}
+	waitFor(t, 60*time.Second, "the batch to complete", func() bool {
+		bt, err = c.Batches.Get(ctx, bt.ID)
+		return err == nil && bt.Status == openai.BatchStatusCompleted
+	})
+	if bt.RequestCounts.Total != n || bt.RequestCounts.Completed != n || bt.RequestCounts.Failed != 0 {
+		t.Fatalf("batch counts %+v", bt.RequestCounts)
+	}
+	out, err := c.Files.Content(ctx, bt.OutputFileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	seen := map[string]int{}
+	sc := bufio.NewScanner(out.Body)
+	for sc.Scan() {
+		var line struct {
+			CustomID string `json:"custom_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("output line %q: %v", sc.Text(), err)
+		}
+		seen[line.CustomID]++
+	}
+	for i := range n {
+		if id := fmt.Sprintf("req-%d", i); seen[id] != 1 {
+			t.Errorf("%s appears %d times in the output", id, seen[id])
+		}
+	}
+	if got := s.Snapshot().ReceivedByPriority[10]; got <= n {
+		t.Errorf("the backend received %d batch requests for %d lines: none was evicted and sent again", got, n)
+	}
+}
