@@ -48,6 +48,7 @@ func run() error {
 	scheds := flag.String("sched", "fcfs,priority", "backend scheduling policies")
 	ctls := flag.String("controllers", "off,poll,adaptive,evict", "batch controllers (evict: adaptive with Config.Evict)")
 	reps := flag.Int("reps", 1, "repetitions of every run (medians are reported)")
+	seed0 := flag.Uint64("seed", 1, "seed of the first repetition (the next ones count up), so separate invocations can add repetitions")
 	dur := flag.Duration("duration", 24*time.Second, "length of each run")
 	backends := flag.Int("backends", 2, "simulators")
 	seqs := flag.Int("seqs", 16, "max_num_seqs of each simulator (and routing capacity)")
@@ -79,7 +80,7 @@ func run() error {
 			load, _ := strconv.ParseFloat(ls, 64)
 			rate := load * capRate
 			for rep := range *reps {
-				seed := uint64(rep + 1)
+				seed := *seed0 + uint64(rep)
 				a, err := runOnce(ctx, p, sims, prio, "off", rate, false, false, seed)
 				if err != nil {
 					return err
