@@ -18,15 +18,7 @@ func TestEvictNewestOnInteractiveArrival(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.ctl.Stop()
-		var slots []*Slot
-		for {
-			sl, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
-			if !ok {
-				break
-			}
-			slots = append(slots, sl)
-			time.Sleep(time.Millisecond) // distinct admission times
-		}
+		slots := r.fillSlots(t, time.Millisecond) // distinct admission times
 		if len(slots) != 6 {
 			t.Fatalf("%d slots, want 6", len(slots))
 		}
@@ -67,6 +59,25 @@ func TestEvictNewestOnInteractiveArrival(t *testing.T) {
 	})
 }
 
+// fillSlots takes batch slots until one is refused, waiting gap between them (in a
+// synctest bubble, gap gives each slot its own admission time).
+func (r *rig) fillSlots(t *testing.T, gap time.Duration) []*Slot {
+	t.Helper()
+	var slots []*Slot
+	for range 1000 {
+		sl, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
+		if !ok {
+			return slots
+		}
+		slots = append(slots, sl)
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+	}
+	t.Fatal("1000 slots granted")
+	return nil
+}
+
 func isClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -82,14 +93,7 @@ func isClosed(ch <-chan struct{}) bool {
 func TestEvictOnInteractivePick(t *testing.T) {
 	for _, evict := range []bool{true, false} {
 		r := newRig(t, Config{Evict: evict}, 8)
-		var slots []*Slot
-		for {
-			sl, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
-			if !ok {
-				break
-			}
-			slots = append(slots, sl)
-		}
+		slots := r.fillSlots(t, 0)
 		if len(slots) != 6 {
 			t.Fatalf("evict=%v: %d slots, want 6", evict, len(slots))
 		}

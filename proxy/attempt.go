@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"sync"
 	"time"
 
@@ -172,8 +171,7 @@ func bufferBody(res *http.Response) error {
 	if res.ContentLength >= 0 {
 		limit = res.ContentLength + 1 // reads the EOF, so the connection can be reused
 	}
-	buf := make([]byte, 0, min(limit, 16<<10))
-	buf, err := readUpTo(buf, res.Body, limit)
+	buf, err := io.ReadAll(io.LimitReader(res.Body, limit))
 	if err != nil {
 		return fmt.Errorf("%w after %d bytes: %w", errBodyBroken, len(buf), err)
 	}
@@ -186,24 +184,6 @@ func bufferBody(res *http.Response) error {
 	}
 	res.Body = readCloser{bytes.NewReader(buf), res.Body}
 	return nil
-}
-
-// readUpTo appends to buf from r until EOF or until buf holds limit bytes.
-func readUpTo(buf []byte, r io.Reader, limit int64) ([]byte, error) {
-	for int64(len(buf)) < limit {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(int(limit)-len(buf), max(len(buf), 16<<10)))
-		}
-		n, err := r.Read(buf[len(buf):min(cap(buf), int(limit))])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-	return buf, nil
 }
 
 // readCloser reads from one reader and closes another (the backend body).

@@ -10,6 +10,12 @@ import (
 
 func (l *jobMemLease) live(nowMS int64) bool { return l != nil && l.deadline > nowMS }
 
+// takesResults reports whether parts may still be staged and committed: finalization has
+// not begun (the precondition batchStageScript and batchCommitScript check in Redis).
+func (b *jobMemBatch) takesResults() bool {
+	return !b.fin && (b.rec.Status == BatchInProgress || b.rec.Status == BatchCancelling)
+}
+
 func (m *jobMemory) ClaimValidation(_ context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -144,7 +150,7 @@ func (m *jobMemory) CommitLines(_ context.Context, id string, p LinePart) ([]int
 	if err != nil {
 		return nil, err
 	}
-	if b.fin || (b.rec.Status != BatchInProgress && b.rec.Status != BatchCancelling) {
+	if !b.takesResults() {
 		return nil, fmt.Errorf("committing lines of batch %s: finalization began: %w", id, ErrBatchConflict)
 	}
 	var dups []int64
@@ -177,7 +183,7 @@ func (m *jobMemory) StagePart(_ context.Context, id, name string) error {
 	if err != nil {
 		return err
 	}
-	if b.fin || (b.rec.Status != BatchInProgress && b.rec.Status != BatchCancelling) {
+	if !b.takesResults() {
 		return fmt.Errorf("staging a part of batch %s: finalization began: %w", id, ErrBatchConflict)
 	}
 	if b.staged == nil {
