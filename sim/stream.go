@@ -64,7 +64,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j *job) {
 			fin := q.finished.Load()
 			gen := int(q.generated.Load())
 			for k := sent; k < gen; k++ {
-				payload = j.appendChunk(payload[:0], i, q, k, fin && k == gen-1)
+				// A sequence ends at its maxTokens-th token (fixed before it was queued). fin
+				// alone can miss it: the engine may emit that token and finish between the two
+				// loads above, and the chunk would then go out without its finish_reason.
+				last := k == q.maxTokens-1 || fin && k == gen-1
+				payload = j.appendChunk(payload[:0], i, q, k, last)
 				e.event(payload)
 			}
 			sent = gen
