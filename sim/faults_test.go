@@ -173,3 +173,33 @@ func TestControlDisabledByDefault(t *testing.T) {
 		t.Errorf("health after SetHealthy(false) = %d, want 503", status)
 	}
 }
+
+// The role chunk of a chat stream waits for the first token, as vLLM's does, so the time
+// to a stream's first body byte is its time to first token; the headers go out at once.
+func TestStreamFirstByteWaitsForFirstToken(t *testing.T) {
+	// About 1,000 prompt tokens at 2,000 tokens/s: a prefill of about 500 ms.
+	s := startSim(t, Config{Model: "m1", PrefillTokensPerS: 2000})
+	body := `{"model":"m1","stream":true,"max_tokens":2,"messages":[{"role":"user","content":"` +
+		strings.Repeat("word ", 1000) + `"}]}`
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+"/v1/chat/completions", strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	headers := time.Now()
+	if snap := s.Snapshot(); resp.StatusCode != 200 || snap.InFlight != 1 {
+		t.Fatalf("status %d, in flight %d: headers should arrive while the request runs", resp.StatusCode, snap.InFlight)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lower bound only: a slow machine makes the wait longer, never shorter.
+	if waited := time.Since(headers); waited < 300*time.Millisecond {
+		t.Errorf("first event %q came %s after the headers, before the ~500 ms prefill ended", line, waited)
+	}
+	if !strings.Contains(line, `"role":"assistant"`) {
+		t.Errorf("first event %q is not the role chunk", line)
+	}
+}

@@ -45,6 +45,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j *job) {
 	h["Cache-Control"] = []string{"no-cache"}
 	w.WriteHeader(http.StatusOK)
 	s.counts.status(http.StatusOK)
+	// The headers go out at once; the first event (the role chunk) waits for the first
+	// token, as vLLM's, which sends it from the first engine output: a client's (and the
+	// proxy's) time to first byte is then the time to first token.
+	_ = http.NewResponseController(w).Flush()
 	b, pb := getBuf(), getBuf()
 	defer putBuf(b)
 	defer putBuf(pb)
@@ -75,7 +79,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j *job) {
 			if fin {
 				break
 			}
-			e.flush()
+			if sent > 0 || i > 0 {
+				e.flush()
+			}
 			select {
 			case <-q.notify:
 			case <-r.Context().Done():
