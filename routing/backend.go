@@ -130,6 +130,14 @@ func loadScore(running, waiting float64, sinceScrape, inFlight int64, capacity i
 	return max(running+waiting*0.5+float64(sinceScrape), float64(inFlight)) / c
 }
 
+// OwnInFlight is the requests of class this replica has in flight to the backend: its
+// own count, without the other replicas' shares that BackendStats.InFlightByClass adds.
+func (b *Backend) OwnInFlight(c Class) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.inFlight[classIndex(c)]
+}
+
 // ownInFlightLocked is this replica's in-flight count to the backend, all classes.
 func (b *Backend) ownInFlightLocked() int64 {
 	var n int64

@@ -40,6 +40,18 @@ func TestLoadShareAcrossReplicas(t *testing.T) {
 	if s.InFlight != 3 || s.Load != 0.75 || s.InFlightByClass[ClassInteractive] != 2 || s.InFlightByClass[ClassBatch] != 1 {
 		t.Fatalf("replica 2's view of a = %+v, want in_flight 3 (shared), load 0.75, 2 interactive + 1 batch", s)
 	}
+	own := func(r *Router, c Class) int64 {
+		for _, bk := range r.Backends() {
+			if bk.ID() == a.URL {
+				return bk.OwnInFlight(c)
+			}
+		}
+		t.Fatalf("no backend %s", a.URL)
+		return 0
+	}
+	if i1, b1, i2, b2 := own(r1, ClassInteractive), own(r1, ClassBatch), own(r2, ClassInteractive), own(r2, ClassBatch); i1 != 2 || b1 != 1 || i2 != 0 || b2 != 0 {
+		t.Fatalf("own in-flight on a: replica 1 %d interactive %d batch, replica 2 %d/%d; want 2/1 and 0/0", i1, b1, i2, b2)
+	}
 	for range 20 {
 		pk, err := r2.Pick(t.Context(), &Request{Model: "m"})
 		if err != nil {

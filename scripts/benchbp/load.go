@@ -49,14 +49,15 @@ func (s shape) body(rnd *rand.Rand, stream bool) []byte {
 	return b
 }
 
-// interactive sends streaming chat requests to url with Poisson arrivals at rate(t)
-// requests/s until ctx ends, and returns what every request saw.
-func interactive(ctx context.Context, client *http.Client, url string, sh shape, seed uint64, start time.Time, rate func(time.Duration) float64) []sample {
+// interactive sends streaming chat requests to urls in turn with Poisson arrivals at
+// rate(t) requests/s until ctx ends, and returns what every request saw.
+func interactive(ctx context.Context, client *http.Client, urls []string, sh shape, seed uint64, start time.Time, rate func(time.Duration) float64) []sample {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 	var mu sync.Mutex
 	var out []sample
 	var wg sync.WaitGroup
 	next := time.Duration(0)
+	n := 0
 	for {
 		r := rate(next)
 		next += time.Duration(rnd.ExpFloat64() / r * float64(time.Second))
@@ -69,6 +70,8 @@ func interactive(ctx context.Context, client *http.Client, url string, sh shape,
 		}
 		body := sh.body(rnd, true)
 		at := next
+		url := urls[n%len(urls)]
+		n++
 		wg.Go(func() {
 			s := stream(ctx, client, url, body)
 			s.at = at
@@ -130,12 +133,14 @@ type batchDone struct {
 }
 
 // batchLoad runs workers goroutines that each send batch lines through Dispatch, one
-// after the other, until ctx ends (a batch that outlasts the run).
-func batchLoad(ctx context.Context, h *proxy.Handler, sh shape, workers int, seed uint64, start time.Time) []batchDone {
+// after the other, until ctx ends (a batch that outlasts the run); worker w uses replica
+// w modulo len(hs), as the replicas' batch workers share one batch.
+func batchLoad(ctx context.Context, hs []*proxy.Handler, sh shape, workers int, seed uint64, start time.Time) []batchDone {
 	var mu sync.Mutex
 	var out []batchDone
 	var wg sync.WaitGroup
 	for w := range workers {
+		h := hs[w%len(hs)]
 		wg.Go(func() {
 			rnd := rand.New(rand.NewPCG(seed, uint64(w)+100))
 			for ctx.Err() == nil {

@@ -54,6 +54,10 @@ func run() error {
 	seqs := flag.Int("seqs", 16, "max_num_seqs of each simulator (and routing capacity)")
 	workers := flag.Int("workers", 50, "batch lines in flight at most (VLLM_PXY_BATCH_MAX_CONCURRENT_REQUESTS)")
 	budget := flag.Int("batched-tokens", 8192, "the simulators' max_num_batched_tokens (vLLM's per-step token budget; smaller bounds a step's prefill and so ITL)")
+	runs := flag.String("runs", "B,C", "runs with batch traffic, per controller (run A is always measured)")
+	replicas := flag.Int("replicas", 1, "proxy replicas; more than 1 share a redis-server this starts on a free loopback port (interactive requests and batch workers are spread over them)")
+	batchAPI := flag.Bool("batch-api", false, "send the batch as a client does: a file uploaded to /v1/files and a batch created on /v1/batches, executed by the replicas' batch workers (default: lines sent through proxy.Handler.Dispatch by -workers goroutines)")
+	fixedCap := flag.Float64("capacity", 0, "interactive capacity in req/s of simulated time, instead of measuring it (so that runs compare at the same rate)")
 	ts := flag.Float64("timescale", 0.5, "simulator TimeScale (below 1: slower than real time, less sensitive to CPU contention); figures are in simulated time")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -63,7 +67,15 @@ func run() error {
 	}
 	p := plan{duration: *dur, warm: 4 * time.Second, burstStart: *dur / 2, burstLen: 6 * time.Second,
 		burstObs: 5 * time.Second, shape: shape{promptChars: 2048, maxTokens: 64},
-		workers: *workers, backends: *backends, seqs: *seqs, ts: *ts}
+		replicas: *replicas, batchAPI: *batchAPI, workers: *workers, backends: *backends, seqs: *seqs, ts: *ts}
+	if *replicas > 1 {
+		url, stopRedis, err := startRedis(ctx, *out)
+		if err != nil {
+			return err
+		}
+		defer stopRedis()
+		p.redisURL = url
+	}
 	var all []*result
 	for _, sched := range split(*scheds) {
 		sims, err := startSims(ctx, *backends, *seqs, *budget, sched, *ts)
@@ -71,11 +83,13 @@ func run() error {
 			return err
 		}
 		prio := sched == sim.PolicyPriority
-		capRate, err := capacity(ctx, p, sims, prio)
-		if err != nil {
-			return err
+		capRate := *fixedCap * *ts
+		if capRate <= 0 {
+			if capRate, err = capacity(ctx, p, sims, prio); err != nil {
+				return err
+			}
 		}
-		fmt.Printf("# %s: measured interactive capacity %.2f req/s of simulated time (%d backends × %d seqs, max_num_batched_tokens %d, time scale %g)\n", sched, capRate / *ts, *backends, *seqs, *budget, *ts)
+		fmt.Printf("# %s: interactive capacity %.2f req/s of simulated time (%d backends × %d seqs, max_num_batched_tokens %d, time scale %g, %d proxy replicas)\n", sched, capRate / *ts, *backends, *seqs, *budget, *ts, max(*replicas, 1))
 		for _, ls := range split(*loads) {
 			load, _ := strconv.ParseFloat(ls, 64)
 			rate := load * capRate
@@ -89,7 +103,7 @@ func run() error {
 				all = append(all, a)
 				progress(a)
 				for _, c := range split(*ctls) {
-					for _, r := range []string{"B", "C"} {
+					for _, r := range split(*runs) {
 						res, err := runOnce(ctx, p, sims, prio, c, rate, true, r == "C", seed)
 						if err != nil {
 							return err

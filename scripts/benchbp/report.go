@@ -71,6 +71,11 @@ func printTables(w io.Writer, all []*result, sched string, load, capRate float64
 	fmt.Fprintln(w, "| run | controller | TTFT p50 ms | TTFT p99 ms | ITL p99 ms | E2E p99 ms | TTFT p99 ÷ A | ITL p99 ÷ A | batch lines/s | ÷ free capacity | C: target at floor after ms | C: batch at floor after ms | C: burst TTFT p99 ÷ steady | 400s |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	row := func(run, ctl string) {
+		if !slices.ContainsFunc(all, func(r *result) bool {
+			return r.sched == sched && r.load == load && r.run == run && r.controller == ctl
+		}) {
+			return // not run (-runs)
+		}
 		ttft := get(run, ctl, func(r *result) float64 { return r.ttftP99 })
 		itl := get(run, ctl, func(r *result) float64 { return r.itlP99 })
 		bps := get(run, ctl, func(r *result) float64 { return r.batchPerS })

@@ -18,7 +18,10 @@ type plan struct {
 	burstLen   time.Duration // ... and lasts this long
 	burstObs   time.Duration // the burst's first part whose TTFT is reported
 	shape      shape
-	workers    int // batch lines in flight at most (the replica's batch concurrency)
+	replicas   int // proxy replicas (more than 1: sharing the Redis at redisURL)
+	redisURL   string
+	batchAPI   bool // the batch goes through /v1/files, /v1/batches and batch workers
+	workers    int  // batch lines in flight at most (the replica's batch concurrency)
 	backends   int
 	seqs       int
 	ts         float64 // the simulators' TimeScale; figures are reported in simulated time
@@ -70,15 +73,27 @@ func runOnce(ctx context.Context, p plan, sims []*sim.Server, prio bool, control
 	res := &result{}
 	done := make(chan struct{}, 3)
 	go func() { res.points = sampleInFlight(runCtx, st, start); done <- struct{}{} }()
+	var batchErr error
 	go func() {
-		if withBatch {
-			res.batch = batchLoad(runCtx, st.h, p.shape, p.workers, seed, start)
+		switch {
+		case withBatch && p.batchAPI:
+			// More lines than any controller finishes in the run (capacity is ~16/s).
+			lines := int(p.duration.Seconds()*p.ts*20) + 100
+			res.batch, batchErr = batchViaAPI(runCtx, client, st.urls()[0], p.shape, lines, seed, start)
+			if batchErr != nil {
+				cancel()
+			}
+		case withBatch:
+			res.batch = batchLoad(runCtx, st.handlers(), p.shape, p.workers, seed, start)
 		}
 		done <- struct{}{}
 	}()
-	res.samples = interactive(runCtx, client, st.srv.URL, p.shape, seed, start, rateAt)
+	res.samples = interactive(runCtx, client, st.urls(), p.shape, seed, start, rateAt)
 	<-done
 	<-done
+	if batchErr != nil {
+		return nil, batchErr
+	}
 	res.bad400 = count400(sims) - before
 	res.figures(p, burst)
 	return res, nil
@@ -167,11 +182,12 @@ func capacity(ctx context.Context, p plan, sims []*sim.Server, prio bool) (float
 	finished := make(chan time.Duration, 1<<16)
 	conc := p.backends * p.seqs
 	doneAll := make(chan struct{})
+	urls := st.urls()
 	for w := range conc {
 		go func() {
 			rnd := newRand(uint64(w) + 7)
 			for runCtx.Err() == nil {
-				if s := stream(runCtx, client, st.srv.URL, p.shape.body(rnd, true)); s.ok {
+				if s := stream(runCtx, client, urls[w%len(urls)], p.shape.body(rnd, true)); s.ok {
 					finished <- time.Since(start)
 				}
 			}

@@ -1,45 +1,83 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vllm-proxy/vllm-proxy/backpressure"
+	"github.com/vllm-proxy/vllm-proxy/batch"
 	"github.com/vllm-proxy/vllm-proxy/proxy"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/sim"
 	"github.com/vllm-proxy/vllm-proxy/state"
 )
 
-// stack is one proxy replica in process, as cmd builds it: memory state, the batch
-// budget, a started router over the simulators, the backpressure controller in the given
-// mode and the proxy handler behind a loopback HTTP server.
+// stack is the proxy tier: one replica, or several sharing one Redis, each built in
+// process as cmd builds one: its state store, the batch budget, a started router over
+// the simulators, the backpressure controller in the given mode and the proxy handler
+// behind a loopback HTTP server.
 type stack struct {
+	replicas []*replica
+}
+
+// replica is one proxy replica of a stack.
+type replica struct {
 	router *routing.Router
 	store  *state.Store
 	budget *state.BatchBudget
 	ctl    *backpressure.Controller
 	h      *proxy.Handler
+	batch  *batch.Batch // with plan.batchAPI
 	srv    *httptest.Server
 }
 
+// newStack builds p.replicas replicas: with one, on memory state; with more, on the
+// Redis at p.redisURL, so they share the in-flight counts and the batch budget.
 func newStack(ctx context.Context, sims []*sim.Server, p plan, prio bool, mode string) (*stack, error) {
-	log := slog.New(slog.DiscardHandler)
 	s := &stack{}
-	u, _ := state.ParseURL("memory")
-	var err error
-	if s.store, err = state.Open(ctx, u, state.Config{}, log, nil); err != nil {
+	if p.redisURL != "" {
+		if err := flushRedis(p.redisURL); err != nil { // the last run's leases and targets
+			return nil, err
+		}
+	}
+	for i := range max(p.replicas, 1) {
+		r, err := newReplica(ctx, sims, p, prio, mode, fmt.Sprintf("bench-%d", i))
+		if r != nil {
+			s.replicas = append(s.replicas, r)
+		}
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func newReplica(ctx context.Context, sims []*sim.Server, p plan, prio bool, mode, id string) (*replica, error) {
+	log := slog.New(slog.DiscardHandler)
+	s := &replica{}
+	u, err := state.ParseURL(cmp.Or(p.redisURL, "memory"))
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = state.Open(ctx, u, state.Config{ReplicaID: id}, log, nil); err != nil {
 		return nil, err
 	}
 	if s.budget, err = state.NewBatchBudget(s.store, state.BudgetConfig{}); err != nil {
-		return nil, err
+		return s, err
 	}
 	if err := s.budget.Start(ctx); err != nil {
-		return nil, err
+		return s, err
 	}
 	// Intervals follow the simulated clock, so that they relate to request durations as
 	// they would in front of a real vLLM.
@@ -49,52 +87,115 @@ func newStack(ctx context.Context, sims []*sim.Server, p plan, prio bool, mode s
 		rc.Backends = append(rc.Backends, routing.BackendConfig{URL: sm.URL(), Capacity: p.seqs, Models: []string{"m"}, PriorityScheduling: &prio})
 	}
 	if s.router, err = routing.New(rc, log, nil, routing.WithLoadShare(s.store.InFlight())); err != nil {
-		return nil, err
+		return s, err
 	}
 	if err := s.router.Start(ctx); err != nil {
-		return nil, err
+		return s, err
 	}
 	bc := backpressure.Config{Mode: mode, PollInterval: scale(2 * time.Second), ReactInterval: scale(100 * time.Millisecond)}
 	if mode == "evict" { // ours, with eviction of running batch requests
 		bc.Mode, bc.Evict = backpressure.ModeAdaptive, true
 	}
 	if s.ctl, err = backpressure.New(bc, s.router, s.budget, log, nil); err != nil {
-		return nil, err
+		return s, err
 	}
 	if err := s.ctl.Start(ctx); err != nil {
-		return nil, err
+		return s, err
 	}
 	if s.h, err = proxy.New(proxy.Config{MaxRetries: -1}, s.router, log, nil, proxy.WithBatchAdmission(s.ctl)); err != nil {
-		return nil, err
+		return s, err
 	}
-	s.srv = httptest.NewServer(s.h)
+	var handler http.Handler = s.h
+	if p.batchAPI { // the Files and Batches APIs and batch workers, as cmd mounts them
+		bc := batch.Config{ReplicaID: id, MaxConcurrentRequests: max(p.workers/max(p.replicas, 1), 1), PollInterval: scale(500 * time.Millisecond)}
+		if s.batch, err = batch.New(bc, state.NewJobStore(s.store), state.NewBlobStore(s.store), dispatcher{h: s.h}, log, nil); err != nil {
+			return s, err
+		}
+		if err := s.batch.Workers.Start(ctx); err != nil {
+			s.batch = nil
+			return s, err
+		}
+		mux := http.NewServeMux()
+		for _, path := range []string{"/v1/files", "/v1/files/", "/v1/batches", "/v1/batches/"} {
+			mux.Handle(path, s.batch.API)
+		}
+		mux.Handle("/", s.h)
+		handler = mux
+	}
+	s.srv = httptest.NewServer(handler)
 	return s, nil
 }
 
 func (s *stack) close() {
-	s.srv.Close()
-	s.h.CloseIdleConnections()
-	s.ctl.Stop()
-	s.budget.Stop()
-	s.router.Stop()
-	_ = s.store.Close()
+	for _, r := range s.replicas {
+		r.close()
+	}
 }
 
-// batchInFlight sums the batch and interactive requests routing counts in flight.
+func (r *replica) close() {
+	if r.srv != nil {
+		r.srv.Close()
+	}
+	if r.batch != nil {
+		r.batch.Workers.Stop()
+	}
+	if r.h != nil {
+		r.h.CloseIdleConnections()
+	}
+	if r.ctl != nil {
+		r.ctl.Stop()
+	}
+	if r.router != nil {
+		r.router.Stop()
+	}
+	if r.budget != nil {
+		r.budget.Stop()
+	}
+	_ = r.store.Close()
+}
+
+// urls are the replicas' base URLs, for the load generator to spread requests over.
+func (s *stack) urls() []string {
+	var out []string
+	for _, r := range s.replicas {
+		out = append(out, r.srv.URL)
+	}
+	return out
+}
+
+// handlers are the replicas' proxy handlers, for the batch workers.
+func (s *stack) handlers() []*proxy.Handler {
+	var out []*proxy.Handler
+	for _, r := range s.replicas {
+		out = append(out, r.h)
+	}
+	return out
+}
+
+// inFlight sums the batch and interactive requests in flight, as the replicas' routers
+// count their own.
 func (s *stack) inFlight() (batch, interactive int64) {
-	for _, b := range s.router.LoadStats() {
-		batch += b.InFlightByClass[routing.ClassBatch]
-		interactive += b.InFlightByClass[routing.ClassInteractive]
+	for _, r := range s.replicas {
+		for _, b := range r.router.Backends() {
+			batch += b.OwnInFlight(routing.ClassBatch)
+			interactive += b.OwnInFlight(routing.ClassInteractive)
+		}
 	}
 	return batch, interactive
 }
 
-// targets sums the controller's batch targets over the backends.
+// targets sums the effective batch targets over the backends (the lowest any replica
+// computed, which is what the shared budget enforces).
 func (s *stack) targets() int {
 	n := 0
-	for _, b := range s.router.Backends() {
-		t, _ := s.ctl.Target(b.ID())
-		n += t
+	for _, b := range s.replicas[0].router.Backends() {
+		low := -1
+		for _, r := range s.replicas {
+			if t, ok := r.ctl.Target(b.ID()); ok && (low < 0 || t < low) {
+				low = t
+			}
+		}
+		n += max(low, 0)
 	}
 	return n
 }
@@ -143,4 +244,52 @@ func count400(sims []*sim.Server) int64 {
 		n += s.Snapshot().Statuses[http.StatusBadRequest]
 	}
 	return n
+}
+
+// startRedis starts a redis-server without persistence on a free loopback port, with its
+// files under dir, and returns its URL and the function that stops it.
+func startRedis(ctx context.Context, dir string) (url string, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("finding a free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	cmd := exec.CommandContext(ctx, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir) // #nosec G204 -- fixed program, a port number
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("starting redis-server (apt-get install redis-server): %w", err)
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.Close()
+			return "redis://" + addr + "/0", stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s did not start", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// flushRedis empties the database at url (redis://host:port/0), in plain RESP.
+func flushRedis(url string) error {
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "redis://"), "/0")
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return fmt.Errorf("flushing redis: %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("*1\r\n$7\r\nFLUSHDB\r\n")); err != nil {
+		return fmt.Errorf("flushing redis: %w", err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "+OK") {
+		return fmt.Errorf("flushing redis: %q %v", line, err)
+	}
+	return nil
 }
