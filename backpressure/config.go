@@ -54,7 +54,10 @@ type Config struct {
 	// Default 2; -1 means none (batch may fill a backend).
 	InteractiveReserve int
 	// Floor is the lowest target the table and the reserve can cut a backend to, so a
-	// batch always progresses (the seed's table ends at 1). Default 1; -1 means 0.
+	// batch always progresses (the seed's table ends at 1). In ModeAdaptive it yields (the
+	// target is 0, and with Evict the batch requests still running there are stopped) while
+	// the interactive requests in flight on the backend alone fill its capacity: batch then
+	// progresses whenever interactive traffic leaves a slot. Default 1; -1 means 0.
 	Floor int
 	// PeakWindow, when set, makes ModeAdaptive remember a backend's peak of interactive
 	// requests in flight for this long and admit batch only into the room interactive

@@ -15,11 +15,13 @@
 // a scrape and counts both classes) and the queue the proxy's own live counts imply
 // (interactive + batch in flight beyond the backend's capacity). It is then cut so that
 // batch, the interactive requests in flight (optionally at their peak over the last
-// PeakWindow) and InteractiveReserve fit in the capacity, and never goes below Floor.
-// The live counts are routing's per-backend in-flight counts by class, which change the
-// moment a request is picked, on any replica through the load share: a slot request made
-// right after an interactive arrival already sees it; no poll is involved. With no interactive traffic the table and the cut leave batch the whole
-// capacity but the reserve (work-conserving).
+// PeakWindow) and InteractiveReserve fit in the capacity, and never goes below Floor
+// (1), except to 0 while the interactive requests in flight alone fill the backend. The
+// live counts are routing's per-backend in-flight counts by class, which change the moment
+// a request is picked, on any replica through the load share: a slot request made right
+// after an interactive arrival already sees it; no poll is involved. With no interactive
+// traffic the table and the cut leave batch the whole capacity but the reserve
+// (work-conserving).
 //
 // Lowering a target stops new batch requests only: vLLM will not preempt running ones for
 // a waiting interactive request. With Config.Evict the controller also stops (evicts) the

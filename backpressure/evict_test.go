@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vllm-proxy/vllm-proxy/routing"
 )
 
 // TestEvictNewestOnInteractiveArrival: with Evict, when interactive requests arrive on a
@@ -118,6 +119,39 @@ func TestEvictOnInteractivePick(t *testing.T) {
 		}
 		for _, sl := range slots {
 			sl.Release()
+		}
+	}
+}
+
+// TestFloorYieldsToInteractive: once interactive requests alone fill a backend, the
+// controller evicts every batch request there (target 0, below the floor) and grants no
+// new one; one interactive request fewer and the floor's batch request stays.
+func TestFloorYieldsToInteractive(t *testing.T) {
+	for _, c := range []struct{ interactive, evicted int }{{8, 6}, {7, 5}} {
+		r := newRig(t, Config{Evict: true}, 8)
+		slots := r.fillSlots(t, 0)
+		if len(slots) != 6 {
+			t.Fatalf("%d slots, want 6", len(slots))
+		}
+		picks := r.interactive(t, c.interactive)
+		r.ctl.InteractivePicked(backendURL)
+		n := 0
+		for _, sl := range slots {
+			if isClosed(sl.Evicted()) {
+				n++
+			}
+		}
+		if n != c.evicted {
+			t.Errorf("%d interactive on 8 slots: %d of 6 batch slots evicted, want %d", c.interactive, n, c.evicted)
+		}
+		if _, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL); ok {
+			t.Errorf("%d interactive on 8 slots: a new batch slot was granted", c.interactive)
+		}
+		for _, sl := range slots {
+			sl.Release()
+		}
+		for _, p := range picks {
+			p.Done(routing.Outcome{})
 		}
 	}
 }
