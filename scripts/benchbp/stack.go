@@ -288,8 +288,11 @@ func flushRedis(url string) error {
 		return fmt.Errorf("flushing redis: %w", err)
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "+OK") {
-		return fmt.Errorf("flushing redis: %q %v", line, err)
+	if err != nil {
+		return fmt.Errorf("flushing redis: %w", err)
+	}
+	if !strings.HasPrefix(line, "+OK") {
+		return fmt.Errorf("flushing redis: %q", line)
 	}
 	return nil
 }
