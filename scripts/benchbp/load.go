@@ -29,12 +29,17 @@ type sample struct {
 type shape struct {
 	promptChars int
 	maxTokens   int
+	// salt starts every prompt. Each run has its own, so a run's prompts never hit the
+	// prefix cache an earlier run left in the simulators (runs with the same seed repeat
+	// the same random prompts, to repeat the same arrivals).
+	salt string
 }
 
 // prompt returns a unique prompt (no prefix-cache reuse between requests).
 func (s shape) prompt(rnd *rand.Rand) string {
 	var b strings.Builder
 	b.Grow(s.promptChars)
+	b.WriteString(s.salt)
 	for b.Len() < s.promptChars {
 		fmt.Fprintf(&b, "%08x ", rnd.Uint32())
 	}

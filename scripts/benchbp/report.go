@@ -61,12 +61,32 @@ func f2(x float64) string {
 	return strconv.FormatFloat(x, 'f', 2, 64)
 }
 
-// printTables writes the markdown table of one (sched, load).
+// pairedRatio returns the median over the repetitions of (sched, load, run, ctl) of
+// field divided by field of run A with the same seed (the same arrivals), so the noise
+// between repetitions does not enter the ratio twice.
+func pairedRatio(all []*result, sched string, load float64, run, ctl string, field func(*result) float64) float64 {
+	a := map[uint64]*result{}
+	for _, r := range all {
+		if r.sched == sched && r.load == load && r.run == "A" {
+			a[r.seed] = r
+		}
+	}
+	return group(all, sched, load, run, ctl, func(r *result) float64 {
+		if ar, ok := a[r.seed]; ok {
+			return field(r) / field(ar)
+		}
+		return math.NaN()
+	})
+}
+
+// printTables writes the markdown table of one (sched, load): medians over the
+// repetitions; ratios to run A are medians of the per-repetition ratios.
 func printTables(w io.Writer, all []*result, sched string, load, capRate float64) {
 	free := (1 - load) * capRate
 	get := func(run, ctl string, f func(*result) float64) float64 { return group(all, sched, load, run, ctl, f) }
-	aTTFT := get("A", "-", func(r *result) float64 { return r.ttftP99 })
-	aITL := get("A", "-", func(r *result) float64 { return r.itlP99 })
+	ratio := func(run, ctl string, f func(*result) float64) float64 {
+		return pairedRatio(all, sched, load, run, ctl, f)
+	}
 	fmt.Fprintf(w, "\n#### %s, interactive at %.0f%% of capacity (%.1f req/s)\n\n", sched, 100*load, load*capRate)
 	fmt.Fprintln(w, "| run | controller | TTFT p50 ms | TTFT p99 ms | ITL p99 ms | E2E p99 ms | TTFT p99 ÷ A | ITL p99 ÷ A | batch lines/s | ÷ free capacity | C: target at floor after ms | C: batch at floor after ms | C: burst TTFT p99 ÷ steady | 400s |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -85,12 +105,13 @@ func printTables(w io.Writer, all []*result, sched string, load, capRate float64
 			if ctl != "off" { // no controller, no target
 				tgt = get(run, ctl, func(r *result) float64 { return r.targetMS })
 			}
-			burst = get(run, ctl, func(r *result) float64 { return r.burstTTFTP99 }) / ttft
+			burst = get(run, ctl, func(r *result) float64 { return r.burstTTFTP99 / r.ttftP99 })
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run, ctl,
 			f0(get(run, ctl, func(r *result) float64 { return r.ttftP50 })), f0(ttft), f0(itl),
 			f0(get(run, ctl, func(r *result) float64 { return r.e2eP99 })),
-			f2(ttft/aTTFT), f2(itl/aITL), f2(bps), f2(bps/free), f0(tgt), f0(react), f2(burst),
+			f2(ratio(run, ctl, func(r *result) float64 { return r.ttftP99 })),
+			f2(ratio(run, ctl, func(r *result) float64 { return r.itlP99 })), f2(bps), f2(bps/free), f0(tgt), f0(react), f2(burst),
 			f0(get(run, ctl, func(r *result) float64 { return float64(r.bad400) })))
 	}
 	row("A", "-")

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/vllm-proxy/vllm-proxy/sim"
@@ -34,6 +36,7 @@ func (p plan) simMS(d time.Duration) float64 { return ms(d) * p.ts }
 type result struct {
 	sched, controller, run string
 	load                   float64
+	seed                   uint64 // the repetition's seed: its A run has the same arrivals
 	samples                []sample
 	batch                  []batchDone
 	points                 []point
@@ -47,6 +50,9 @@ type result struct {
 	burstTTFTP99                     float64 // run C: ms, arrivals in the burst's first burstObs
 }
 
+// runNumber numbers the runs of this process, for shape.salt.
+var runNumber atomic.Int64
+
 // runOnce runs interactive load at rate (and batch when withBatch, and the burst when
 // burst) against a fresh stack over sims.
 func runOnce(ctx context.Context, p plan, sims []*sim.Server, prio bool, controller string, rate float64, withBatch, burst bool, seed uint64) (*result, error) {
@@ -59,6 +65,7 @@ func runOnce(ctx context.Context, p plan, sims []*sim.Server, prio bool, control
 		return nil, err
 	}
 	defer st.close()
+	p.shape.salt = fmt.Sprintf("run %d: ", runNumber.Add(1))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048, MaxConnsPerHost: 0}}
 	defer client.CloseIdleConnections()
 	rateAt := func(t time.Duration) float64 {
@@ -70,7 +77,7 @@ func runOnce(ctx context.Context, p plan, sims []*sim.Server, prio bool, control
 	runCtx, cancel := context.WithTimeout(ctx, p.duration)
 	defer cancel()
 	start := time.Now()
-	res := &result{}
+	res := &result{seed: seed}
 	done := make(chan struct{}, 3)
 	go func() { res.points = sampleInFlight(runCtx, st, start); done <- struct{}{} }()
 	var batchErr error
