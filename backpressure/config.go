@@ -66,14 +66,16 @@ type Config struct {
 	// fell. Default 0: off, the current count alone. (In docs/BENCHMARKS.md a 10s window
 	// cost half the batch goodput without a measurable TTFT gain.)
 	PeakWindow time.Duration
-	// Evict makes ModeAdaptive stop running batch requests when interactive traffic eats
-	// into a backend's reserve and batch holds more than its target: vLLM cannot preempt
-	// them for a waiting interactive request, so the newest ones (least work lost) are
-	// cancelled and their lines retried: at once when this replica routes the interactive
-	// request (InteractivePicked), else at the next ReactInterval tick. Batch in flight
-	// then falls to the target within one interactive pick or ReactInterval instead of one
-	// batch request's duration, at the price of the evicted requests' work. The zero value
-	// is false; cmd's default (batch.backpressure_evict) is true.
+	// Evict makes ModeAdaptive stop running batch requests when a backend's slots are
+	// over-full (interactive plus batch in flight beyond its capacity, so an interactive
+	// request would wait) and batch holds more than its target: vLLM cannot preempt them
+	// for a waiting interactive request, so the newest ones (least work lost) are
+	// cancelled, as many as the interactive requests need, and their lines retried: at
+	// once when this replica routes the interactive request (InteractivePicked), else at
+	// the next ReactInterval tick. An interactive request then waits for a slot one
+	// aborted batch request instead of one batch request's duration, at the price of the
+	// evicted requests' work. The reserve is not kept free by eviction: it only limits
+	// admission. The zero value is false; cmd's default (batch.backpressure_evict) is true.
 	Evict bool
 }
 

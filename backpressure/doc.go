@@ -25,9 +25,12 @@
 //
 // Lowering a target stops new batch requests only: vLLM will not preempt running ones for
 // a waiting interactive request. With Config.Evict the controller also stops (evicts) the
-// newest running batch requests beyond the target while interactive traffic eats into a
-// backend's reserve; the proxy then sends those lines again once there is room. Batch in
-// flight then falls within about one ReactInterval, at the price of the evicted work.
+// newest running batch requests beyond the target when a backend's slots are over-full,
+// that is when an interactive request would otherwise wait for a slot (a batch request
+// admitted before interactive traffic rose may keep running in the reserve until then);
+// the proxy then sends those lines again once there is room. An interactive request
+// routed by this replica finds its slot at once, others within about one ReactInterval,
+// at the price of the evicted work.
 //
 // ModePoll is the seed's controller alone (the table on the waiting count read every
 // PollInterval), and ModeOff no backpressure; both exist to compare against.

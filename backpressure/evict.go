@@ -34,10 +34,15 @@ func (c *Controller) InteractivePicked(backend string) {
 	c.evictExcess(context.Background(), s)
 }
 
-// evictExcess evicts this replica's newest batch slots on one backend while interactive
-// requests eat into its reserve and batch holds more than its target (Config.Evict).
-// The count is the smaller of the two excesses; with several replicas each evicts its
-// share, in proportion to the slots it holds.
+// evictExcess evicts this replica's newest batch slots on one backend while its slots
+// are over-full (interactive plus batch in flight beyond its capacity: an interactive
+// request would wait) and batch holds more than its target (Config.Evict). The count is
+// the smaller of the two excesses; with several replicas each evicts its share, in
+// proportion to the slots it holds. The reserve does not count here: it limits what
+// batch is admitted, while a batch request admitted before interactive traffic rose
+// keeps running in the reserve until a slot is actually needed. Evicting it earlier
+// wastes its work: at 80% load that cost 40% of batch goodput and raised TTFT p99
+// (docs/BENCHMARKS.md, "Lazy eviction").
 func (c *Controller) evictExcess(ctx context.Context, s routing.BackendStats) {
 	sig := signals(s)
 	c.mu.Lock()
@@ -49,7 +54,7 @@ func (c *Controller) evictExcess(ctx context.Context, s routing.BackendStats) {
 	// Routing's count covers every replica's batch requests; this replica's own slots
 	// are exact even before routing counts them (the budget's view may be a tick old).
 	batch := max(sig.Batch, int64(len(st.slots)))
-	pressure := sig.Interactive + batch + int64(c.cfg.InteractiveReserve) - int64(sig.Capacity)
+	pressure := sig.Interactive + batch - int64(sig.Capacity)
 	excess := batch - int64(st.target)
 	var live []*Slot
 	for sl := range st.slots {

@@ -10,8 +10,9 @@ import (
 )
 
 // TestEvictNewestOnInteractiveArrival: with Evict, when interactive requests arrive on a
-// backend that batch fills, the next tick evicts the newest batch slots down to the
-// target, and no more once the evicted ones are gone.
+// backend that batch fills, the next tick evicts the newest batch slots, as many as the
+// interactive requests need beyond the free slots (not down to the target: the reserve
+// only limits admission), and no more once the evicted ones are gone.
 func TestEvictNewestOnInteractiveArrival(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, Config{Evict: true, ReactInterval: 100 * time.Millisecond}, 8)
@@ -30,7 +31,8 @@ func TestEvictNewestOnInteractiveArrival(t *testing.T) {
 				t.Fatalf("slot %d evicted without interactive traffic", i)
 			}
 		}
-		// 4 interactive arrive: target 8 − 2 − 4 = 2, so the 4 newest batch slots go.
+		// 4 interactive arrive on 8 slots with 6 batch: 2 over-full, so the 2 newest batch
+		// slots go (the target, 8 − 2 − 4 = 2, would allow evicting 4).
 		r.interactive(t, 4)
 		arrived := time.Now()
 		time.Sleep(100 * time.Millisecond)
@@ -39,22 +41,22 @@ func TestEvictNewestOnInteractiveArrival(t *testing.T) {
 			t.Fatalf("checked after %s", d)
 		}
 		for i, sl := range slots {
-			if want := i >= 2; isClosed(sl.Evicted()) != want {
+			if want := i >= 4; isClosed(sl.Evicted()) != want {
 				t.Errorf("slot %d (admitted #%d) evicted = %v, want %v", i, i+1, !want, want)
 			}
 		}
-		if n := testutil.ToFloat64(r.ctl.m.evictions.WithLabelValues(backendURL)); n != 4 {
-			t.Errorf("evictions_total = %v, want 4", n)
+		if n := testutil.ToFloat64(r.ctl.m.evictions.WithLabelValues(backendURL)); n != 2 {
+			t.Errorf("evictions_total = %v, want 2", n)
 		}
-		for _, sl := range slots[2:] {
+		for _, sl := range slots[4:] {
 			sl.Release()
 		}
 		time.Sleep(300 * time.Millisecond)
 		synctest.Wait()
-		if n := testutil.ToFloat64(r.ctl.m.evictions.WithLabelValues(backendURL)); n != 4 {
-			t.Errorf("evictions_total = %v after the evicted slots left, want still 4", n)
+		if n := testutil.ToFloat64(r.ctl.m.evictions.WithLabelValues(backendURL)); n != 2 {
+			t.Errorf("evictions_total = %v after the evicted slots left, want still 2", n)
 		}
-		for _, sl := range slots[:2] {
+		for _, sl := range slots[:4] {
 			sl.Release()
 		}
 	})
@@ -89,8 +91,9 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 // TestEvictOnInteractivePick: InteractivePicked evicts at the moment of the pick, with no
-// tick (the loop is not even started), one batch slot per interactive request that eats
-// into the reserve; without Evict it does nothing.
+// tick (the loop is not even started), one batch slot per interactive request that finds
+// the backend full; arrivals that fit in the reserve evict nothing. Without Evict it
+// does nothing.
 func TestEvictOnInteractivePick(t *testing.T) {
 	for _, evict := range []bool{true, false} {
 		r := newRig(t, Config{Evict: evict}, 8)
@@ -107,7 +110,7 @@ func TestEvictOnInteractivePick(t *testing.T) {
 			}
 			return n
 		}
-		for i, want := range []int{1, 2, 3} { // 6 batch + 2 reserve = 8: each arrival needs one
+		for i, want := range []int{0, 0, 1, 2} { // 6 batch + 2 reserve = 8: the first two fit
 			r.interactive(t, 1)
 			r.ctl.InteractivePicked(backendURL)
 			if !evict {
