@@ -26,6 +26,7 @@ const (
 	DefaultReactInterval      = 100 * time.Millisecond
 	DefaultInteractiveReserve = 2
 	DefaultFloor              = 1
+	DefaultAdmitGap           = 100 * time.Millisecond
 )
 
 // ErrInvalidConfig is wrapped by the error [Config.Validate] returns.
@@ -77,6 +78,13 @@ type Config struct {
 	// evicted requests' work. The reserve is not kept free by eviction: it only limits
 	// admission. The zero value is false; cmd's default (batch.backpressure_evict) is true.
 	Evict bool
+	// AdmitGap is the least time between two batch admissions on one backend by this
+	// replica while interactive requests are in flight there (ModeAdaptive), so that batch
+	// prefills do not pile into one engine step that every running interactive request
+	// waits for. A refused line tries another backend or waits for the next
+	// ReactInterval. With no interactive traffic on the backend there is no gap. Default
+	// 100ms; negative means none.
+	AdmitGap time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -103,6 +111,12 @@ func (c Config) withDefaults() Config {
 		c.Floor = DefaultFloor
 	case -1:
 		c.Floor = 0
+	}
+	switch {
+	case c.AdmitGap == 0:
+		c.AdmitGap = DefaultAdmitGap
+	case c.AdmitGap < 0:
+		c.AdmitGap = 0
 	}
 	return c
 }

@@ -73,6 +73,7 @@ type backendState struct {
 	view      state.BudgetView
 	slots     map[*Slot]struct{} // this replica's slots on the backend (for eviction)
 	peak      peak               // recent peak of interactive in flight
+	admitted  time.Time          // this replica's last batch admission (Config.AdmitGap)
 }
 
 // New builds a Controller over src and budget. log may be nil (discard); reg may be nil
@@ -126,7 +127,18 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 	if !found {
 		return &Slot{}, true // not in the pool (removed meanwhile): nothing to protect
 	}
-	t := c.target(backend, stats, time.Now())
+	now := time.Now()
+	t := c.target(backend, stats, now)
+	prev, ok := c.takeAdmission(backend, stats, now)
+	if !ok {
+		// Refused for the gap, the target still binds every replica at once.
+		view, err := c.budget.Publish(ctx, backend, t)
+		if err != nil {
+			c.log.LogAttrs(ctx, slog.LevelDebug, "publishing a batch target failed", slog.String("backend", backend), slog.Any("error", err))
+		}
+		c.record(backend, stats, view)
+		return nil, false
+	}
 	lease, view, err := c.budget.Acquire(ctx, backend, t)
 	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "batch budget degraded to this replica", slog.String("backend", backend), slog.Any("error", err))
@@ -136,10 +148,33 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 		c.m.refused.WithLabelValues(backend).Inc()
 		c.mu.Lock()
 		c.refused = true
+		if st := c.backends[backend]; st != nil && st.admitted.Equal(now) {
+			st.admitted = prev // nothing was admitted: the gap does not start
+		}
 		c.mu.Unlock()
 		return nil, false
 	}
 	return c.newSlot(ctx, backend, lease), true
+}
+
+// takeAdmission enforces Config.AdmitGap: it refuses while the last batch admission on
+// backend is less than the gap ago and interactive requests are in flight there (not
+// counted in _refused_slots_total, which counts refusals at the target); otherwise it
+// records now as the last admission and returns the one before, for TryAcquireSlot to
+// restore when the budget refuses.
+func (c *Controller) takeAdmission(backend string, s routing.BackendStats, now time.Time) (prev time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.backends[backend]
+	if st == nil || c.cfg.Mode != ModeAdaptive || c.cfg.AdmitGap <= 0 {
+		return time.Time{}, true
+	}
+	if s.InFlightByClass[routing.ClassInteractive] > 0 && now.Sub(st.admitted) < c.cfg.AdmitGap {
+		c.refused = true // the next tick wakes the lines waiting for room
+		return time.Time{}, false
+	}
+	prev, st.admitted = st.admitted, now
+	return prev, true
 }
 
 // Acquire waits until a batch slot on backend is free and takes it; see TryAcquire. It

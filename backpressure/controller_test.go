@@ -244,7 +244,7 @@ func TestModeOffGrantsEverything(t *testing.T) {
 // it leaves the pool.
 func TestMetricsAndForget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, Config{ReactInterval: 50 * time.Millisecond}, 8)
+		r := newRig(t, Config{ReactInterval: 50 * time.Millisecond, AdmitGap: -1}, 8)
 		if err := r.ctl.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -285,6 +285,70 @@ vllm_proxy_backpressure_refused_slots_total{backend="http://127.0.0.1:9"} 1
 		}
 		if _, ok := r.ctl.Target(backendURL); ok {
 			t.Error("the removed backend still has a target")
+		}
+	})
+}
+
+// TestAdmitGap: while interactive requests are in flight on a backend, this replica's
+// batch admissions there are at least AdmitGap apart (so batch prefills do not share an
+// engine step), and the loop wakes a line waiting out the gap; without interactive
+// traffic, or with the gap off, admissions are back to back; a refusal by the budget
+// does not start a gap.
+func TestAdmitGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{ReactInterval: 100 * time.Millisecond}, 8)
+		if err := r.ctl.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer r.ctl.Stop()
+		if rels := r.fill(t); len(rels) != 6 {
+			t.Fatalf("no interactive traffic: %d slots back to back, want 6", len(rels))
+		} else {
+			releaseAll(rels)
+		}
+		picks := r.interactive(t, 1)
+		if _, ok := r.ctl.TryAcquire(t.Context(), backendURL); ok {
+			t.Fatal("a batch slot was granted at once after another, with interactive traffic")
+		}
+		start := time.Now()
+		got := make(chan time.Duration, 1)
+		go func() {
+			rel, err := r.ctl.Acquire(t.Context(), backendURL)
+			if err != nil {
+				t.Errorf("Acquire: %v", err)
+				return
+			}
+			got <- time.Since(start)
+			rel()
+		}()
+		if d := <-got; d < 100*time.Millisecond || d > 200*time.Millisecond {
+			t.Errorf("the waiting line got its slot after %s, want 100–200ms", d)
+		}
+		for _, p := range picks {
+			p.Done(routing.Outcome{})
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{AdmitGap: -1}, 8)
+		r.interactive(t, 1)
+		if rels := r.fill(t); len(rels) != 5 {
+			t.Errorf("gap off: %d slots back to back, want 5 (8 − 2 − 1)", len(rels))
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{}, 4)
+		r.interactive(t, 1) // target 4 − 2 − 1 = 1
+		rel, ok := r.ctl.TryAcquire(t.Context(), backendURL)
+		if !ok {
+			t.Fatal("first batch slot refused")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, ok := r.ctl.TryAcquire(t.Context(), backendURL); ok {
+			t.Fatal("a slot beyond the target was granted")
+		}
+		rel()
+		if _, ok := r.ctl.TryAcquire(t.Context(), backendURL); !ok {
+			t.Error("refused after the gap: the budget's refusal started a new gap")
 		}
 	})
 }

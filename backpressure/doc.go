@@ -32,6 +32,10 @@
 // routed by this replica finds its slot at once, others within about one ReactInterval,
 // at the price of the evicted work.
 //
+// While interactive requests are in flight on a backend, this replica admits batch
+// requests there at least AdmitGap (100 ms) apart, so that their prefills do not pile
+// into one engine step that every running interactive request waits for.
+//
 // ModePoll is the seed's controller alone (the table on the waiting count read every
 // PollInterval), and ModeOff no backpressure; both exist to compare against.
 //
