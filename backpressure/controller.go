@@ -131,12 +131,7 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 	t := c.target(backend, stats, now)
 	prev, ok := c.takeAdmission(backend, stats, now)
 	if !ok {
-		// Refused for the gap, the target still binds every replica at once.
-		view, err := c.budget.Publish(ctx, backend, t)
-		if err != nil {
-			c.log.LogAttrs(ctx, slog.LevelDebug, "publishing a batch target failed", slog.String("backend", backend), slog.Any("error", err))
-		}
-		c.record(backend, stats, view)
+		c.publish(ctx, backend, stats, t) // refused for the gap, the target still binds every replica at once
 		return nil, false
 	}
 	lease, view, err := c.budget.Acquire(ctx, backend, t)
@@ -270,6 +265,16 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 	return t
 }
 
+// publish sends backend's target t to the shared budget and records its answer.
+func (c *Controller) publish(ctx context.Context, backend string, s routing.BackendStats, t int) state.BudgetView {
+	view, err := c.budget.Publish(ctx, backend, t)
+	if err != nil {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "publishing a batch target failed", slog.String("backend", backend), slog.Any("error", err))
+	}
+	c.record(backend, s, view)
+	return view
+}
+
 // record updates the gauges after the budget answered.
 func (c *Controller) record(backend string, s routing.BackendStats, view state.BudgetView) {
 	c.mu.Lock()
@@ -351,12 +356,8 @@ func (c *Controller) tick(ctx context.Context) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.PollInterval)
-		view, err := c.budget.Publish(pctx, s.URL, t)
+		view := c.publish(pctx, s.URL, s, t)
 		cancel()
-		if err != nil {
-			c.log.LogAttrs(ctx, slog.LevelDebug, "publishing a batch target failed", slog.String("backend", s.URL), slog.Any("error", err))
-		}
-		c.record(s.URL, s, view)
 		if t > prev || (waiting && view.InFlight < view.Target) {
 			room = true
 		}
