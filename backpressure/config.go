@@ -27,6 +27,7 @@ const (
 	DefaultInteractiveReserve = 2
 	DefaultFloor              = 1
 	DefaultAdmitGap           = 100 * time.Millisecond
+	DefaultSurgeHorizon       = 10 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by the error [Config.Validate] returns.
@@ -85,6 +86,16 @@ type Config struct {
 	// ReactInterval. With no interactive traffic on the backend there is no gap. Default
 	// 100ms; negative means none.
 	AdmitGap time.Duration
+	// SurgeHorizon is how far back ModeAdaptive weighs the interactive arrival rate on a
+	// group of backends (those serving the same models) to notice a surge: arrivals
+	// suddenly coming about twice as fast (a CUSUM test, see surge). During a surge the
+	// group's batch targets are the floor, and with Evict the batch requests beyond it
+	// are stopped at once rather than one by one as interactive requests need their
+	// slots, so a burst finds the backends free of batch. Steady Poisson traffic raises
+	// a false alarm every 20–30 s at 10 requests/s, which costs the batch requests it
+	// stops. A rise that lasts becomes the new baseline within about a horizon. Default
+	// 10s; negative means no surge detection.
+	SurgeHorizon time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -111,6 +122,12 @@ func (c Config) withDefaults() Config {
 		c.Floor = DefaultFloor
 	case -1:
 		c.Floor = 0
+	}
+	switch {
+	case c.SurgeHorizon == 0:
+		c.SurgeHorizon = DefaultSurgeHorizon
+	case c.SurgeHorizon < 0:
+		c.SurgeHorizon = 0
 	}
 	switch {
 	case c.AdmitGap == 0:

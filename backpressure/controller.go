@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,8 +57,9 @@ type Controller struct {
 
 	mu       sync.Mutex
 	backends map[string]*backendState
-	changed  chan struct{} // closed and replaced when batch room may have appeared
-	refused  bool          // a slot was refused since the last broadcast: someone waits
+	surges   map[string]*surge // by group (groupOf): interactive arrival surges
+	changed  chan struct{}     // closed and replaced when batch room may have appeared
+	refused  bool              // a slot was refused since the last broadcast: someone waits
 
 	life    sync.Mutex
 	started bool
@@ -74,6 +77,20 @@ type backendState struct {
 	slots     map[*Slot]struct{} // this replica's slots on the backend (for eviction)
 	peak      peak               // recent peak of interactive in flight
 	admitted  time.Time          // this replica's last batch admission (Config.AdmitGap)
+	group     string             // groupOf its models: the surge detector it shares
+}
+
+// groupOf names the group of backends that serve exactly models: an interactive surge on
+// a model reaches all of them (routing spreads it), and none other.
+func groupOf(models []string) string {
+	return strings.Join(slices.Sorted(slices.Values(models)), "\x00")
+}
+
+// surging reports whether interactive arrivals on group surge at now (false when surge
+// detection is off). c.mu must be held.
+func (c *Controller) surging(group string, now time.Time) bool {
+	sg := c.surges[group]
+	return sg != nil && sg.active(now)
 }
 
 // New builds a Controller over src and budget. log may be nil (discard); reg may be nil
@@ -93,7 +110,7 @@ func New(cfg Config, src Source, budget Budget, log *slog.Logger, reg prometheus
 		return nil, err
 	}
 	return &Controller{cfg: cfg.withDefaults(), src: src, budget: budget, log: log, m: m,
-		backends: map[string]*backendState{}, changed: make(chan struct{})}, nil
+		backends: map[string]*backendState{}, surges: map[string]*surge{}, changed: make(chan struct{})}, nil
 }
 
 // TryAcquire takes one batch slot on backend if its target leaves room, without waiting.
@@ -243,7 +260,7 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 	defer c.mu.Unlock()
 	st := c.backends[backend]
 	if st == nil {
-		st = &backendState{target: -1, polled: math.NaN(), slots: map[*Slot]struct{}{}, peak: newPeak(c.cfg.PeakWindow)}
+		st = &backendState{target: -1, polled: math.NaN(), slots: map[*Slot]struct{}{}, peak: newPeak(c.cfg.PeakWindow), group: groupOf(s.Models)}
 		c.backends[backend] = st
 	}
 	var t int
@@ -256,6 +273,7 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 	default:
 		sig := signals(s)
 		sig.InteractivePeak = st.peak.observe(now, sig.Interactive)
+		sig.Surge = c.surging(st.group, now)
 		t = c.cfg.adaptiveTarget(sig)
 	}
 	if st.target >= 0 && t < st.target {
@@ -368,10 +386,18 @@ func (c *Controller) tick(ctx context.Context) {
 		}
 	}
 	c.mu.Lock()
-	for id := range c.backends {
+	groups := map[string]bool{}
+	for id, st := range c.backends {
 		if !seen[id] {
 			delete(c.backends, id)
 			c.m.forget(id)
+			continue
+		}
+		groups[st.group] = true
+	}
+	for g := range c.surges {
+		if !groups[g] {
+			delete(c.surges, g)
 		}
 	}
 	c.mu.Unlock()

@@ -36,6 +36,14 @@
 // requests there at least AdmitGap (100 ms) apart, so that their prefills do not pile
 // into one engine step that every running interactive request waits for.
 //
+// An interactive burst fills a backend faster than lazy eviction empties it: it frees a
+// batch slot only when an interactive request needs that slot. So the controller also
+// watches the interactive arrivals on each group of backends serving the same models
+// (the surge type, a CUSUM test for the arrival rate doubling against its weighted rate
+// over SurgeHorizon, 10 s). When a surge starts, the group's targets drop to the floor and
+// with Evict the batch requests beyond it are stopped at once; the targets rise again when
+// arrivals slow down, or within about a horizon when the new rate lasts.
+//
 // ModePoll is the seed's controller alone (the table on the waiting count read every
 // PollInterval), and ModeOff no backpressure; both exist to compare against.
 //
@@ -46,5 +54,6 @@
 // can wait for it.
 //
 // Metrics (NewMetrics): vllm_proxy_backpressure_batch_target, _in_flight_requests{class},
-// _throttle_events_total, _refused_slots_total and _evictions_total, per backend.
+// _throttle_events_total, _refused_slots_total and _evictions_total, per backend, and
+// _surges_total.
 package backpressure

@@ -9,35 +9,71 @@ import (
 	"github.com/vllm-proxy/vllm-proxy/routing"
 )
 
-// InteractivePicked implements proxy.InteractiveObserver: with Config.Evict, an
-// interactive request just routed to backend makes this replica evict at once the batch
-// requests it needs room from (see evictExcess), instead of at the next ReactInterval
-// tick, so it waits for a backend slot no longer than an aborted request takes to free
-// one. Without Evict, or while this replica holds no batch slot on backend, it does
-// nothing (a map lookup: interactive traffic alone pays nothing for it).
+// InteractivePicked implements proxy.InteractiveObserver. It counts the arrival for surge
+// detection (Config.SurgeHorizon); when it starts a surge, every backend of the group
+// gets its target cut to the floor and, with Config.Evict, its batch requests beyond it
+// evicted at once. Otherwise, with Evict, an interactive request just routed to backend
+// makes this replica evict at once the batch requests it needs room from (see
+// evictExcess), instead of at the next ReactInterval tick, so it waits for a backend slot
+// no longer than an aborted request takes to free one. Without a surge, while this
+// replica holds no batch slot on backend, it does nothing more than a map lookup and the
+// arrival's count.
 func (c *Controller) InteractivePicked(backend string) {
-	if !c.cfg.Evict || c.cfg.Mode != ModeAdaptive {
+	if c.cfg.Mode != ModeAdaptive {
 		return
 	}
+	now := time.Now()
 	c.mu.Lock()
 	st := c.backends[backend]
+	started := false
+	if st != nil && c.cfg.SurgeHorizon > 0 {
+		sg := c.surges[st.group]
+		if sg == nil {
+			sg = &surge{horizon: c.cfg.SurgeHorizon}
+			c.surges[st.group] = sg
+		}
+		started = sg.arrive(now)
+	}
 	holds := st != nil && len(st.slots) > 0
 	c.mu.Unlock()
-	if !holds {
+	if started {
+		c.m.surges.Inc()
+		c.log.LogAttrs(context.Background(), slog.LevelDebug, "interactive surge: batch cut to its floor", slog.String("backend", backend))
+		c.cutGroup(st.group)
+		return
+	}
+	if !c.cfg.Evict || !holds {
 		return
 	}
 	s, ok := c.statsOf(backend)
 	if !ok {
 		return
 	}
-	c.target(backend, s, time.Now())
+	c.target(backend, s, now)
 	c.evictExcess(context.Background(), s)
+}
+
+// cutGroup recomputes the target of every backend of group (a surge started), so this
+// replica admits no batch beyond it, and with Evict evicts the batch requests beyond it.
+// The next tick publishes the targets to the other replicas: this runs on an interactive
+// request's path, which must not wait for Redis.
+func (c *Controller) cutGroup(group string) {
+	now := time.Now()
+	for _, s := range c.src.LoadStats() {
+		if groupOf(s.Models) != group {
+			continue
+		}
+		c.target(s.URL, s, now)
+		if c.cfg.Evict {
+			c.evictExcess(context.Background(), s)
+		}
+	}
 }
 
 // evictExcess evicts this replica's newest batch slots on one backend while its slots
 // are over-full (interactive plus batch in flight beyond its capacity: an interactive
 // request would wait) and batch holds more than its target (Config.Evict). The count is
-// the smaller of the two excesses; with several replicas each evicts its share, in
+// the smaller of the two excesses, or during a surge the excess over the target alone; with several replicas each evicts its share, in
 // proportion to the slots it holds. The reserve does not count here: it limits what
 // batch is admitted, while a batch request admitted before interactive traffic rose
 // keeps running in the reserve until a slot is actually needed. Evicting it earlier
@@ -56,6 +92,9 @@ func (c *Controller) evictExcess(ctx context.Context, s routing.BackendStats) {
 	batch := max(sig.Batch, int64(len(st.slots)))
 	pressure := sig.Interactive + batch - int64(sig.Capacity)
 	excess := batch - int64(st.target)
+	if c.surging(st.group, time.Now()) {
+		pressure = excess // a burst is coming: make room before it needs it
+	}
 	var live []*Slot
 	for sl := range st.slots {
 		select {

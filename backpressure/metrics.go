@@ -15,6 +15,7 @@ type Metrics struct {
 	throttles *prometheus.CounterVec
 	refused   *prometheus.CounterVec
 	evictions *prometheus.CounterVec
+	surges    prometheus.Counter
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg (nil: not
@@ -42,12 +43,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "evictions_total",
 			Help: "Running batch requests stopped to give their slot to interactive traffic (evict mode).",
 		}, []string{"backend"}),
+		surges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "surges_total",
+			Help: "Interactive surges this replica detected (batch cut to its floor at once).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.target, m.inFlight, m.throttles, m.refused, m.evictions} {
+	for _, c := range []prometheus.Collector{m.target, m.inFlight, m.throttles, m.refused, m.evictions, m.surges} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

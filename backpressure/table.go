@@ -41,6 +41,9 @@ type Signals struct {
 	// InteractivePeak is the highest Interactive over the last Config.PeakWindow (never
 	// below Interactive); the reserve is kept on top of it.
 	InteractivePeak int64
+	// Surge is true while interactive arrivals on the backend's group surge
+	// (Config.SurgeHorizon): the target is then the floor.
+	Surge bool
 }
 
 // full is the backend's batch concurrency when nothing is in the way.
@@ -54,7 +57,8 @@ func (c Config) floorFor(capacity int) int { return min(c.Floor, c.full(capacity
 // adaptiveTarget is ModeAdaptive's target (c with defaults applied): the table fed with
 // the larger of the scraped waiting count and the queue the proxy's own counts imply
 // (interactive + batch in flight beyond capacity), then cut so batch, interactive in
-// flight at its recent peak and the reserve fit in the capacity; never below the floor,
+// flight at its recent peak and the reserve fit in the capacity, and to the floor during
+// a surge; never below the floor,
 // except while the interactive requests in flight alone fill the backend: then 0.
 func (c Config) adaptiveTarget(s Signals) int {
 	full := c.full(s.Capacity)
@@ -64,6 +68,9 @@ func (c Config) adaptiveTarget(s Signals) int {
 	}
 	t := Table(int(min(waiting, math.MaxInt32)), full)
 	t = int(min(int64(t), int64(s.Capacity-c.InteractiveReserve)-max(s.Interactive, s.InteractivePeak)))
+	if s.Surge {
+		t = min(t, c.floorFor(s.Capacity))
+	}
 	if s.Interactive >= int64(s.Capacity) {
 		return max(t, 0) // interactive requests alone fill the backend: batch gives the floor up
 	}
