@@ -82,9 +82,12 @@ type Config struct {
 	// AdmitGap is the least time between two batch admissions on one backend by this
 	// replica while interactive requests are in flight there (ModeAdaptive), so that batch
 	// prefills do not pile into one engine step that every running interactive request
-	// waits for. A refused line tries another backend or waits for the next
-	// ReactInterval. With no interactive traffic on the backend there is no gap. Default
-	// 100ms; negative means none.
+	// waits for. Once batch requests have finished on the backend the gap is at most their
+	// mean duration divided by the backend's batch target, the spacing at which
+	// completions free slots when batch is at its target, so the gap does not cap batch
+	// throughput. A refused line tries
+	// another backend or waits for the next ReactInterval. With no interactive traffic on
+	// the backend there is no gap. Default 100ms; negative means none.
 	AdmitGap time.Duration
 	// SurgeHorizon is how far back ModeAdaptive weighs the interactive arrival rate on a
 	// group of backends (those serving the same models) to notice a surge: arrivals

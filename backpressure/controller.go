@@ -77,6 +77,7 @@ type backendState struct {
 	slots     map[*Slot]struct{} // this replica's slots on the backend (for eviction)
 	peak      peak               // recent peak of interactive in flight
 	admitted  time.Time          // this replica's last batch admission (Config.AdmitGap)
+	held      float64            // seconds a batch request held its slot, weighted mean (0: none seen)
 	group     string             // groupOf its models: the surge detector it shares
 }
 
@@ -146,7 +147,7 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 	}
 	now := time.Now()
 	t := c.target(backend, stats, now)
-	prev, ok := c.takeAdmission(backend, stats, now)
+	prev, ok := c.takeAdmission(backend, stats, t, now)
 	if !ok {
 		c.publish(ctx, backend, stats, t) // refused for the gap, the target still binds every replica at once
 		return nil, false
@@ -174,19 +175,50 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 // counted in _refused_slots_total, which counts refusals at the target); otherwise it
 // records now as the last admission and returns the one before, for TryAcquireSlot to
 // restore when the budget refuses.
-func (c *Controller) takeAdmission(backend string, s routing.BackendStats, now time.Time) (prev time.Time, ok bool) {
+func (c *Controller) takeAdmission(backend string, s routing.BackendStats, target int, now time.Time) (prev time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.backends[backend]
 	if st == nil || c.cfg.Mode != ModeAdaptive || c.cfg.AdmitGap <= 0 {
 		return time.Time{}, true
 	}
-	if s.InFlightByClass[routing.ClassInteractive] > 0 && now.Sub(st.admitted) < c.cfg.AdmitGap {
+	if s.InFlightByClass[routing.ClassInteractive] > 0 && now.Sub(st.admitted) < st.gap(c.cfg.AdmitGap, target) {
 		c.refused = true // the next tick wakes the lines waiting for room
 		return time.Time{}, false
 	}
 	prev, st.admitted = st.admitted, now
 	return prev, true
+}
+
+// gap is the spacing of batch admissions on the backend: AdmitGap, or less when batch
+// requests there are short for its target. Target batch requests of mean duration held
+// free a slot every held/target on average, so admissions spaced that far apart keep
+// batch at its target; a fixed 100 ms would cap batch at 10 admissions a second, which a
+// backend with hundreds of slots outruns.
+func (st *backendState) gap(admitGap time.Duration, target int) time.Duration {
+	if st.held <= 0 || target <= 0 {
+		return admitGap
+	}
+	return min(admitGap, time.Duration(st.held/float64(target)*float64(time.Second)))
+}
+
+// heldWeight is the weight of the newest batch request in backendState.held.
+const heldWeight = 0.1
+
+// observeHeld records that a batch request held its slot on backend for d and ended on
+// its own (an evicted one says nothing about how long batch requests last).
+func (c *Controller) observeHeld(backend string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.backends[backend]
+	if st == nil {
+		return
+	}
+	if st.held <= 0 {
+		st.held = d.Seconds()
+		return
+	}
+	st.held += heldWeight * (d.Seconds() - st.held)
 }
 
 // Acquire waits until a batch slot on backend is free and takes it; see TryAcquire. It

@@ -289,6 +289,48 @@ vllm_proxy_backpressure_refused_slots_total{backend="http://127.0.0.1:9"} 1
 	})
 }
 
+// TestAdmitGapScales: once batch requests have finished on a backend, the gap is their
+// mean duration over the backend's batch target when that is below AdmitGap (80 ms for a
+// target of 8 − 2 − 1 = 5: 16 ms), so batch can stay at its target on a backend whose
+// slots free faster than one per AdmitGap; an evicted request's short stay does not
+// shrink it.
+func TestAdmitGapScales(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{Evict: true}, 8)
+		picks := r.interactive(t, 1)
+		sl, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
+		if !ok {
+			t.Fatal("first batch slot refused")
+		}
+		time.Sleep(80 * time.Millisecond)
+		sl.Release()
+		time.Sleep(20 * time.Millisecond)
+		first, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
+		if !ok {
+			t.Fatal("refused 100 ms after the last admission")
+		}
+		time.Sleep(10 * time.Millisecond)
+		if _, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL); ok {
+			t.Fatal("granted 10 ms after the last admission, inside the 16 ms gap")
+		}
+		time.Sleep(6 * time.Millisecond)
+		second, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL)
+		if !ok {
+			t.Fatal("refused 16 ms after the last admission: the gap did not scale")
+		}
+		first.evict()
+		first.Release() // held 16 ms, but evicted: counted, it would make the gap 14.7 ms
+		time.Sleep(15500 * time.Microsecond)
+		if _, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL); ok {
+			t.Error("granted 15.5 ms after the last admission: an evicted request shrank the gap")
+		}
+		second.Release()
+		for _, p := range picks {
+			p.Done(routing.Outcome{})
+		}
+	})
+}
+
 // TestAdmitGap: while interactive requests are in flight on a backend, this replica's
 // batch admissions there are at least AdmitGap apart (so batch prefills do not share an
 // engine step), and the loop wakes a line waiting out the gap; without interactive

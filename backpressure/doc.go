@@ -34,7 +34,9 @@
 //
 // While interactive requests are in flight on a backend, this replica admits batch
 // requests there at least AdmitGap (100 ms) apart, so that their prefills do not pile
-// into one engine step that every running interactive request waits for.
+// into one engine step that every running interactive request waits for; once batch
+// requests have finished there, the gap is at most their mean duration over the batch
+// target, so it never keeps batch below its target.
 //
 // An interactive burst fills a backend faster than lazy eviction empties it: it frees a
 // batch slot only when an interactive request needs that slot. So the controller also

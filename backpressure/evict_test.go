@@ -81,15 +81,6 @@ func (r *rig) fillSlots(t *testing.T, gap time.Duration) []*Slot {
 	return nil
 }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // TestEvictOnInteractivePick: InteractivePicked evicts at the moment of the pick, with no
 // tick (the loop is not even started), one batch slot per interactive request that finds
 // the backend full; arrivals that fit in the reserve evict nothing. Without Evict it

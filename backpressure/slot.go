@@ -42,6 +42,9 @@ func (s *Slot) Release() {
 	}
 	s.releaseOnce.Do(func() {
 		c := s.c
+		if !isClosed(s.evicted) {
+			c.observeHeld(s.backend, time.Since(s.at))
+		}
 		c.mu.Lock()
 		if st := c.backends[s.backend]; st != nil {
 			delete(st.slots, s)
@@ -65,6 +68,17 @@ func (s *Slot) evictedChan() <-chan struct{} {
 		return nil
 	}
 	return s.evicted
+}
+
+// isClosed reports whether ch is closed (false for nil: a Slot's evicted channel without
+// Evict).
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // evict signals the slot's holder to stop; the slot stays held until released.
