@@ -294,6 +294,7 @@ func (c *Controller) target(backend string, s routing.BackendStats, now time.Tim
 	if st == nil {
 		st = &backendState{target: -1, polled: math.NaN(), slots: map[*Slot]struct{}{}, peak: newPeak(c.cfg.PeakWindow), group: groupOf(s.Models)}
 		c.backends[backend] = st
+		c.m.touch(backend)
 	}
 	var t int
 	switch c.cfg.Mode {

@@ -63,6 +63,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// touch creates backend's counters at 0, so they are exported (and rate() works) before
+// their first event.
+func (m *Metrics) touch(backend string) {
+	m.throttles.WithLabelValues(backend)
+	m.refused.WithLabelValues(backend)
+	m.evictions.WithLabelValues(backend)
+}
+
 func (m *Metrics) forget(backend string) {
 	m.target.DeleteLabelValues(backend)
 	m.inFlight.DeleteLabelValues(backend, "interactive")
