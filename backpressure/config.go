@@ -80,14 +80,17 @@ type Config struct {
 	// admission. The zero value is false; cmd's default (batch.backpressure_evict) is true.
 	Evict bool
 	// AdmitGap is the least time between two batch admissions on one backend by this
-	// replica while interactive requests are in flight there (ModeAdaptive), so that batch
-	// prefills do not pile into one engine step that every running interactive request
-	// waits for. Once batch requests have finished on the backend the gap is at most their
-	// mean duration divided by the backend's batch target, the spacing at which
-	// completions free slots when batch is at its target, so the gap does not cap batch
-	// throughput. A refused line tries
-	// another backend or waits for the next ReactInterval. With no interactive traffic on
-	// the backend there is no gap. Default 100ms; negative means none.
+	// replica (ModeAdaptive), so that batch prefills do not pile into one engine step
+	// that every running interactive request waits for. That holds with no interactive
+	// request in flight too: batch requests admitted together finish together and are
+	// replaced together, so without the gap a batch started on an idle backend keeps
+	// stacking its prefills, and each interactive request that arrives at such a moment
+	// waits for all of them. Once batch requests have finished on the backend the gap is
+	// at most their mean duration divided by the backend's batch target, the spacing at
+	// which completions free slots when batch is at its target, so the gap does not cap
+	// batch throughput; a batch reaches its target within about one request's duration.
+	// A refused line tries another backend or waits for the next ReactInterval. Default
+	// 100ms; negative means none.
 	AdmitGap time.Duration
 	// SurgeHorizon is how far back ModeAdaptive weighs the interactive arrival rate on a
 	// group of backends (those serving the same models) to notice a surge: arrivals

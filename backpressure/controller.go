@@ -147,7 +147,7 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 	}
 	now := time.Now()
 	t := c.target(backend, stats, now)
-	prev, ok := c.takeAdmission(backend, stats, t, now)
+	prev, ok := c.takeAdmission(backend, t, now)
 	if !ok {
 		c.publish(ctx, backend, stats, t) // refused for the gap, the target still binds every replica at once
 		return nil, false
@@ -171,18 +171,18 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 }
 
 // takeAdmission enforces Config.AdmitGap: it refuses while the last batch admission on
-// backend is less than the gap ago and interactive requests are in flight there (not
-// counted in _refused_slots_total, which counts refusals at the target); otherwise it
+// backend is less than the gap ago (not counted in _refused_slots_total, which counts
+// refusals at the target); otherwise it
 // records now as the last admission and returns the one before, for TryAcquireSlot to
 // restore when the budget refuses.
-func (c *Controller) takeAdmission(backend string, s routing.BackendStats, target int, now time.Time) (prev time.Time, ok bool) {
+func (c *Controller) takeAdmission(backend string, target int, now time.Time) (prev time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.backends[backend]
 	if st == nil || c.cfg.Mode != ModeAdaptive || c.cfg.AdmitGap <= 0 {
 		return time.Time{}, true
 	}
-	if s.InFlightByClass[routing.ClassInteractive] > 0 && now.Sub(st.admitted) < st.gap(c.cfg.AdmitGap, target) {
+	if now.Sub(st.admitted) < st.gap(c.cfg.AdmitGap, target) {
 		c.refused = true // the next tick wakes the lines waiting for room
 		return time.Time{}, false
 	}

@@ -32,9 +32,10 @@
 // routed by this replica finds its slot at once, others within about one ReactInterval,
 // at the price of the evicted work.
 //
-// While interactive requests are in flight on a backend, this replica admits batch
-// requests there at least AdmitGap (100 ms) apart, so that their prefills do not pile
-// into one engine step that every running interactive request waits for; once batch
+// This replica admits batch requests on a backend at least AdmitGap (100 ms) apart, so
+// that their prefills do not pile into one engine step that every running interactive
+// request waits for, whether interactive requests are in flight or not (batch requests
+// admitted together would finish and be replaced together, again and again); once batch
 // requests have finished there, the gap is at most their mean duration over the batch
 // target, so it never keeps batch below its target.
 //

@@ -15,7 +15,7 @@ import (
 // only limits admission), and no more once the evicted ones are gone.
 func TestEvictNewestOnInteractiveArrival(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, Config{Evict: true, ReactInterval: 100 * time.Millisecond}, 8)
+		r := newRig(t, Config{Evict: true, ReactInterval: 100 * time.Millisecond, AdmitGap: -1}, 8)
 		if err := r.ctl.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func (r *rig) fillSlots(t *testing.T, gap time.Duration) []*Slot {
 // does nothing.
 func TestEvictOnInteractivePick(t *testing.T) {
 	for _, evict := range []bool{true, false} {
-		r := newRig(t, Config{Evict: evict}, 8)
+		r := newRig(t, Config{Evict: evict, AdmitGap: -1}, 8)
 		slots := r.fillSlots(t, 0)
 		if len(slots) != 6 {
 			t.Fatalf("evict=%v: %d slots, want 6", evict, len(slots))
@@ -122,7 +122,7 @@ func TestEvictOnInteractivePick(t *testing.T) {
 // new one; one interactive request fewer and the floor's batch request stays.
 func TestFloorYieldsToInteractive(t *testing.T) {
 	for _, c := range []struct{ interactive, evicted int }{{8, 6}, {7, 5}} {
-		r := newRig(t, Config{Evict: true}, 8)
+		r := newRig(t, Config{Evict: true, AdmitGap: -1}, 8)
 		slots := r.fillSlots(t, 0)
 		if len(slots) != 6 {
 			t.Fatalf("%d slots, want 6", len(slots))

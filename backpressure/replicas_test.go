@@ -20,7 +20,7 @@ type replica struct {
 	crash  context.CancelFunc // abandons the budget's leases, as a killed process would
 }
 
-func newReplica(t *testing.T, redisURL, id string, capacity int) *replica {
+func newReplica(t *testing.T, redisURL, id string, capacity int, admitGap time.Duration) *replica {
 	t.Helper()
 	u, err := state.ParseURL(redisURL)
 	if err != nil {
@@ -47,7 +47,7 @@ func newReplica(t *testing.T, redisURL, id string, capacity int) *replica {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Stop)
-	ctl, err := New(Config{ReactInterval: 20 * time.Millisecond}, r, b, nil, nil)
+	ctl, err := New(Config{ReactInterval: 20 * time.Millisecond, AdmitGap: admitGap}, r, b, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,22 +84,28 @@ func tryFill(t *testing.T, c *Controller) []func() {
 
 // TestReplicasShareOneBudget: two replicas on one Redis: batch on both together holds at
 // most capacity − reserve of the backend; an interactive arrival on one replica holds the
-// other's batch back at once (through the published target, before any heartbeat); and
-// when a replica dies holding slots, they come back to the other after the lease.
+// other's batch back at once (through the published target, before any heartbeat), even
+// when that replica's next slot request is refused for its admission gap; and when a
+// replica dies holding slots, they come back to the other after the lease.
 func TestReplicasShareOneBudget(t *testing.T) {
 	r := statetest.StartRedis(t)
-	a := newReplica(t, r.URL, "a", 8)
-	b := newReplica(t, r.URL, "b", 8)
+	a := newReplica(t, r.URL, "a", 8, time.Hour) // one admission, then only gap refusals
+	b := newReplica(t, r.URL, "b", 8, -1)
 
-	relA := tryFill(t, a.ctl)
 	relB := tryFill(t, b.ctl)
-	if len(relA) != 6 || len(relB) != 0 {
-		t.Fatalf("a got %d slots and b %d, want 6 and 0 (capacity 8 − reserve 2, shared)", len(relA), len(relB))
+	relA := tryFill(t, a.ctl)
+	if len(relB) != 6 || len(relA) != 0 {
+		t.Fatalf("b got %d slots and a %d, want 6 and 0 (capacity 8 − reserve 2, shared)", len(relB), len(relA))
 	}
-	releaseAll(relA)
+	releaseAll(relB)
 
-	// Three interactive requests arrive on a; a's next batch slot request publishes its
-	// lowered target (8 − 2 − 3 = 3), which binds b at once.
+	// a admits one batch request; three interactive requests arrive on a; a's next batch
+	// slot request is refused for the gap but publishes the lowered target (8 − 2 − 3 =
+	// 3), which binds b at once: b gets the 2 slots a's request leaves.
+	relA = tryFill(t, a.ctl)
+	if len(relA) != 1 {
+		t.Fatalf("a got %d slots, want 1 (then its gap)", len(relA))
+	}
 	var picks []*routing.Pick
 	for range 3 {
 		p, err := a.router.Pick(t.Context(), &routing.Request{Model: "m", Class: routing.ClassInteractive})
@@ -108,7 +114,9 @@ func TestReplicasShareOneBudget(t *testing.T) {
 		}
 		picks = append(picks, p)
 	}
-	relA = tryFill(t, a.ctl)
+	if more := tryFill(t, a.ctl); len(more) != 0 {
+		t.Fatalf("a got %d more slots inside its gap", len(more))
+	}
 	relB = tryFill(t, b.ctl)
 	if len(relA)+len(relB) != 3 {
 		t.Fatalf("with 3 interactive in flight on a, batch got %d+%d slots, want 3 in all", len(relA), len(relB))

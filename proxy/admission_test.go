@@ -131,7 +131,7 @@ func TestBatchAdmission(t *testing.T) {
 // TestBatchAdmissionWaitsOutsideTimeout: a line that finds the backend at its batch
 // target waits for a slot, and that wait does not count against RequestTimeout.
 func TestBatchAdmissionWaitsOutsideTimeout(t *testing.T) {
-	e := newGatedEnv(t, Config{RequestTimeout: 300 * time.Millisecond}, backpressure.Config{InteractiveReserve: -1}, 2,
+	e := newGatedEnv(t, Config{RequestTimeout: 300 * time.Millisecond}, backpressure.Config{InteractiveReserve: -1, AdmitGap: -1}, 2,
 		sim.Config{Instant: true})
 	var held []func()
 	for {
@@ -221,7 +221,7 @@ func TestBatchEviction(t *testing.T) {
 // (InteractiveObserver), which evicts a batch request, and the interactive request runs
 // without waiting for a batch line to end.
 func TestBatchEvictionOnPick(t *testing.T) {
-	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: -1, Evict: true, PollInterval: time.Hour, ReactInterval: time.Hour}, 2,
+	e := newGatedEnv(t, Config{}, backpressure.Config{InteractiveReserve: -1, Evict: true, PollInterval: time.Hour, ReactInterval: time.Hour, AdmitGap: -1}, 2,
 		sim.Config{MaxNumSeqs: 2})
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
