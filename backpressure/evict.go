@@ -73,12 +73,13 @@ func (c *Controller) cutGroup(group string) {
 // evictExcess evicts this replica's newest batch slots on one backend while its slots
 // are over-full (interactive plus batch in flight beyond its capacity: an interactive
 // request would wait) and batch holds more than its target (Config.Evict). The count is
-// the smaller of the two excesses, or during a surge the excess over the target alone; with several replicas each evicts its share, in
-// proportion to the slots it holds. The reserve does not count here: it limits what
-// batch is admitted, while a batch request admitted before interactive traffic rose
-// keeps running in the reserve until a slot is actually needed. Evicting it earlier
-// wastes its work: at 80% load that cost 40% of batch goodput and raised TTFT p99
-// (docs/BENCHMARKS.md, "Lazy eviction").
+// the smaller of the two excesses, or during a surge the excess over the target alone;
+// with several replicas each evicts its share, in proportion to the slots it holds. The
+// reserve does not count here: it limits what batch is admitted, while a batch request
+// admitted before interactive traffic rose keeps running in the reserve until a slot is
+// actually needed. Evicting it earlier wastes its work: at 80% load that cost 40% of
+// batch goodput and raised TTFT p99 (docs/BENCHMARKS.md, "Lazy eviction"). A surge is the
+// exception: a burst is about to need every slot.
 func (c *Controller) evictExcess(ctx context.Context, s routing.BackendStats) {
 	sig := signals(s)
 	c.mu.Lock()
