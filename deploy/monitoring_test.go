@@ -28,11 +28,6 @@ var notFromProxy = map[string]string{
 	"redis_commands_processed_total":   "redis_exporter",
 	"redis_evicted_keys_total":         "redis_exporter",
 	"redis_rejected_connections_total": "redis_exporter",
-	// The backpressure controller's counters (package backpressure): series appear only
-	// once the controller lowers a target or refuses a slot, which takes sustained
-	// interactive load on a saturated backend; its gauges are checked like the rest.
-	"vllm_proxy_backpressure_throttle_events_total": "backpressure",
-	"vllm_proxy_backpressure_refused_slots_total":   "backpressure",
 }
 
 // promLabels are added by Prometheus at scrape time or by histograms.

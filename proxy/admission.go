@@ -97,17 +97,22 @@ func (h *Handler) pick(ctx context.Context, x *exchange, req *routing.Request, f
 
 // admit picks a backend with batch room: routing's choice when it has room, else its next
 // choice among the others, and when none has room it waits for room and starts over.
+//
+// The channel it waits on is taken before the round's first refusal, not after the last:
+// room that appears in between (a tick that saw the refusals) closes it, so the wait ends
+// at once instead of missing the only wake-up when no batch slot is held to release.
 func (h *Handler) admit(ctx context.Context, req *routing.Request) (admitted, error) {
 	base := len(req.Exclude)
 	defer func() { req.Exclude = req.Exclude[:base] }()
+	changed := h.admission.Changed()
 	for {
-		changed := h.admission.Changed()
 		p, err := h.router.Pick(ctx, req)
 		if err != nil {
 			if errors.Is(err, routing.ErrNoBackend) && len(req.Exclude) > base {
 				req.Exclude = req.Exclude[:base] // every candidate is full: wait for room
 				select {
 				case <-changed:
+					changed = h.admission.Changed()
 					continue
 				case <-ctx.Done():
 					return admitted{}, h.waitError(ctx)

@@ -247,3 +247,61 @@ func TestBatchEvictionOnPick(t *testing.T) {
 	wg.Wait()
 	e.requireIdle(t)
 }
+
+// roomBetween is a BatchAdmission that refuses its first slot request and, before
+// answering, signals room, as the admission's tick does when it sees a refused request
+// and free room (the refusal was only for spacing): then it grants every request.
+type roomBetween struct {
+	mu      sync.Mutex
+	changed chan struct{}
+	calls   int
+}
+
+func (a *roomBetween) Changed() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
+}
+
+func (a *roomBetween) AdmitBatch(context.Context, string) (func(), <-chan struct{}, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls++
+	if a.calls == 1 {
+		close(a.changed)
+		a.changed = make(chan struct{})
+		return nil, nil, false
+	}
+	return func() {}, nil, true
+}
+
+// TestBatchAdmissionWakeBetweenRefusalAndWait: room signalled after a line's refusal and
+// before it waits still wakes it. No slot is held anywhere, so no release would wake it
+// later: a line that took the channel only after the refusal waited forever (a batch in
+// the faults and deploy suites never completed).
+func TestBatchAdmissionWakeBetweenRefusalAndWait(t *testing.T) {
+	s := startSim(t, sim.Config{Instant: true})
+	r, err := routing.New(routing.Config{Backends: []routing.BackendConfig{{URL: s.URL(), Models: []string{"m"}}}}, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &roomBetween{changed: make(chan struct{})}
+	h, err := New(Config{}, r, testLogger(t), nil, WithBatchAdmission(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := h.Dispatch(ctx, DispatchRequest{Path: "/v1/chat/completions", Class: routing.ClassBatch,
+		Body: []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`)})
+	if err != nil {
+		t.Fatalf("the line never got a slot: %v", err)
+	}
+	if resp.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.Status, resp.Body)
+	}
+	if a.calls != 2 {
+		t.Errorf("%d slot requests, want 2 (refused, then granted)", a.calls)
+	}
+}
