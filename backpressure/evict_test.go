@@ -81,6 +81,17 @@ func (r *rig) fillSlots(t *testing.T, gap time.Duration) []*Slot {
 	return nil
 }
 
+// countEvicted counts the slots the controller asked to stop.
+func countEvicted(slots []*Slot) int {
+	n := 0
+	for _, sl := range slots {
+		if isClosed(sl.Evicted()) {
+			n++
+		}
+	}
+	return n
+}
+
 // TestEvictOnInteractivePick: InteractivePicked evicts at the moment of the pick, with no
 // tick (the loop is not even started), one batch slot per interactive request that finds
 // the backend full; arrivals that fit in the reserve evict nothing. Without Evict it
@@ -92,22 +103,13 @@ func TestEvictOnInteractivePick(t *testing.T) {
 		if len(slots) != 6 {
 			t.Fatalf("evict=%v: %d slots, want 6", evict, len(slots))
 		}
-		evicted := func() int {
-			n := 0
-			for _, sl := range slots {
-				if isClosed(sl.Evicted()) {
-					n++
-				}
-			}
-			return n
-		}
 		for i, want := range []int{0, 0, 1, 2} { // 6 batch + 2 reserve = 8: the first two fit
 			r.interactive(t, 1)
 			r.ctl.InteractivePicked(backendURL)
 			if !evict {
 				want = 0
 			}
-			if got := evicted(); got != want {
+			if got := countEvicted(slots); got != want {
 				t.Errorf("evict=%v: after interactive #%d, %d batch slots evicted, want %d", evict, i+1, got, want)
 			}
 		}
@@ -129,13 +131,7 @@ func TestFloorYieldsToInteractive(t *testing.T) {
 		}
 		picks := r.interactive(t, c.interactive)
 		r.ctl.InteractivePicked(backendURL)
-		n := 0
-		for _, sl := range slots {
-			if isClosed(sl.Evicted()) {
-				n++
-			}
-		}
-		if n != c.evicted {
+		if n := countEvicted(slots); n != c.evicted {
 			t.Errorf("%d interactive on 8 slots: %d of 6 batch slots evicted, want %d", c.interactive, n, c.evicted)
 		}
 		if _, ok := r.ctl.TryAcquireSlot(t.Context(), backendURL); ok {

@@ -90,17 +90,8 @@ func TestSurgeCutsBatchToFloor(t *testing.T) {
 				time.Sleep(every)
 			}
 		}
-		evicted := func() int {
-			n := 0
-			for _, sl := range slots {
-				if isClosed(sl.Evicted()) {
-					n++
-				}
-			}
-			return n
-		}
 		arrive(15, 200*time.Millisecond) // 3 s at 5/s: the baseline
-		if n := evicted(); n != 0 {
+		if n := countEvicted(slots); n != 0 {
 			t.Fatalf("%d batch slots evicted by steady traffic that never filled the backend", n)
 		}
 		if n := testutil.ToFloat64(r.ctl.m.surges); n != 0 {
@@ -110,7 +101,7 @@ func TestSurgeCutsBatchToFloor(t *testing.T) {
 		if n := testutil.ToFloat64(r.ctl.m.surges); n != 1 {
 			t.Fatalf("surges_total = %v after a burst, want 1", n)
 		}
-		if n := evicted(); n != 13 {
+		if n := countEvicted(slots); n != 13 {
 			t.Errorf("%d of 14 batch slots evicted at the surge, want 13 (all but the floor)", n)
 		}
 		if tg, _ := r.ctl.Target(backendURL); tg != 1 {
