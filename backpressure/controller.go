@@ -60,6 +60,9 @@ type Controller struct {
 	surges   map[string]*surge // by group (groupOf): interactive arrival surges
 	changed  chan struct{}     // closed and replaced when batch room may have appeared
 	refused  bool              // a slot was refused since the last broadcast: someone waits
+	pending  map[string]int    // interactive arrivals by backend not yet sent to the peers
+	peers    Peers             // nil: this replica's arrivals alone (WithPeers)
+	kick     chan struct{}     // pending has arrivals to send
 
 	life    sync.Mutex
 	started bool
@@ -96,7 +99,7 @@ func (c *Controller) surging(group string, now time.Time) bool {
 
 // New builds a Controller over src and budget. log may be nil (discard); reg may be nil
 // (metrics not registered).
-func New(cfg Config, src Source, budget Budget, log *slog.Logger, reg prometheus.Registerer) (*Controller, error) {
+func New(cfg Config, src Source, budget Budget, log *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -110,8 +113,13 @@ func New(cfg Config, src Source, budget Budget, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg.withDefaults(), src: src, budget: budget, log: log, m: m,
-		backends: map[string]*backendState{}, surges: map[string]*surge{}, changed: make(chan struct{})}, nil
+	c := &Controller{cfg: cfg.withDefaults(), src: src, budget: budget, log: log, m: m,
+		backends: map[string]*backendState{}, surges: map[string]*surge{}, changed: make(chan struct{}),
+		pending: map[string]int{}, kick: make(chan struct{}, 1)}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // TryAcquire takes one batch slot on backend if its target leaves room, without waiting.
@@ -338,8 +346,9 @@ func (c *Controller) record(backend string, s routing.BackendStats, view state.B
 	c.m.inFlight.WithLabelValues(backend, string(routing.ClassBatch)).Set(float64(view.InFlight))
 }
 
-// Start launches the loop that re-reads the live counts every ReactInterval. It returns
-// at once; the loop runs until Stop or until ctx ends.
+// Start launches the loop that re-reads the live counts every ReactInterval and, with
+// WithPeers, the exchange of interactive arrivals with the other replicas. It returns at
+// once; they run until Stop or until ctx ends.
 func (c *Controller) Start(ctx context.Context) error {
 	c.life.Lock()
 	defer c.life.Unlock()
@@ -349,9 +358,15 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.started = true
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.done = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { c.run(ctx) })
+	if c.peers != nil && c.cfg.Mode == ModeAdaptive && c.cfg.SurgeHorizon > 0 {
+		wg.Go(func() { c.publishPicks(ctx) })
+		wg.Go(func() { c.receivePicks(ctx) })
+	}
 	go func() {
-		defer close(c.done)
-		c.run(ctx)
+		wg.Wait()
+		close(c.done)
 	}()
 	return nil
 }

@@ -45,7 +45,11 @@
 // (the surge type, a CUSUM test for the arrival rate doubling against its weighted rate
 // over SurgeHorizon, 10 s). When a surge starts, the group's targets drop to the floor and
 // with Evict the batch requests beyond it are stopped at once; the targets rise again when
-// arrivals slow down, or within about a horizon when the new rate lasts.
+// arrivals slow down, or within about a horizon when the new rate lasts. With WithPeers
+// (cmd wires a state.Bus, Redis pub/sub) the replicas publish the backends they routed
+// interactive requests to and count each other's arrivals, so every replica's test sees
+// the whole rate and notices a surge about as soon as a single replica would (while
+// Redis is unreachable, each sees its own arrivals only).
 //
 // ModePoll is the seed's controller alone (the table on the waiting count read every
 // PollInterval), and ModeOff no backpressure; both exist to compare against.

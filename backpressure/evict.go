@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vllm-proxy/vllm-proxy/routing"
@@ -25,21 +26,14 @@ func (c *Controller) InteractivePicked(backend string) {
 	now := time.Now()
 	c.mu.Lock()
 	st := c.backends[backend]
-	started := false
-	if st != nil && c.cfg.SurgeHorizon > 0 {
-		sg := c.surges[st.group]
-		if sg == nil {
-			sg = &surge{horizon: c.cfg.SurgeHorizon}
-			c.surges[st.group] = sg
-		}
-		started = sg.arrive(now)
+	started := st != nil && c.arrive(st.group, 1, now)
+	if c.cfg.SurgeHorizon > 0 {
+		c.notePick(backend)
 	}
 	holds := st != nil && len(st.slots) > 0
 	c.mu.Unlock()
 	if started {
-		c.m.surges.Inc()
-		c.log.LogAttrs(context.Background(), slog.LevelDebug, "interactive surge: batch cut to its floor", slog.String("backend", backend))
-		c.cutGroup(st.group)
+		c.surgeStarted(context.Background(), st.group)
 		return
 	}
 	if !c.cfg.Evict || !holds {
@@ -53,11 +47,32 @@ func (c *Controller) InteractivePicked(backend string) {
 	c.evictExcess(context.Background(), s)
 }
 
+// arrive counts n interactive arrivals on group at now for surge detection (nothing when
+// it is off) and reports whether a surge started with them. c.mu must be held.
+func (c *Controller) arrive(group string, n int, now time.Time) bool {
+	if c.cfg.SurgeHorizon <= 0 {
+		return false
+	}
+	sg := c.surges[group]
+	if sg == nil {
+		sg = &surge{horizon: c.cfg.SurgeHorizon}
+		c.surges[group] = sg
+	}
+	return sg.arriveN(now, n)
+}
+
+// surgeStarted counts a surge that started on group and cuts its batch (cutGroup).
+func (c *Controller) surgeStarted(ctx context.Context, group string) {
+	c.m.surges.Inc()
+	c.log.LogAttrs(ctx, slog.LevelDebug, "interactive surge: batch cut to its floor", slog.String("models", strings.ReplaceAll(group, "\x00", ",")))
+	c.cutGroup(ctx, group)
+}
+
 // cutGroup recomputes the target of every backend of group (a surge started), so this
 // replica admits no batch beyond it, and with Evict evicts the batch requests beyond it.
 // The next tick publishes the targets to the other replicas: this runs on an interactive
 // request's path, which must not wait for Redis.
-func (c *Controller) cutGroup(group string) {
+func (c *Controller) cutGroup(ctx context.Context, group string) {
 	now := time.Now()
 	for _, s := range c.src.LoadStats() {
 		if groupOf(s.Models) != group {
@@ -65,7 +80,7 @@ func (c *Controller) cutGroup(group string) {
 		}
 		c.target(s.URL, s, now)
 		if c.cfg.Evict {
-			c.evictExcess(context.Background(), s)
+			c.evictExcess(ctx, s)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vllm-proxy/vllm-proxy/routing"
 	"github.com/vllm-proxy/vllm-proxy/state"
 	"github.com/vllm-proxy/vllm-proxy/state/statetest"
@@ -21,6 +22,13 @@ type replica struct {
 }
 
 func newReplica(t *testing.T, redisURL, id string, capacity int, admitGap time.Duration) *replica {
+	t.Helper()
+	return newReplicaWith(t, redisURL, id, capacity, Config{ReactInterval: 20 * time.Millisecond, AdmitGap: admitGap})
+}
+
+// newReplicaWith is newReplica with the controller's whole Config; the replicas exchange
+// their interactive arrivals (WithPeers).
+func newReplicaWith(t *testing.T, redisURL, id string, capacity int, cfg Config) *replica {
 	t.Helper()
 	u, err := state.ParseURL(redisURL)
 	if err != nil {
@@ -47,7 +55,7 @@ func newReplica(t *testing.T, redisURL, id string, capacity int, admitGap time.D
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Stop)
-	ctl, err := New(Config{ReactInterval: 20 * time.Millisecond, AdmitGap: admitGap}, r, b, nil, nil)
+	ctl, err := New(cfg, r, b, nil, nil, WithPeers(s.Bus("backpressure")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,4 +148,61 @@ func TestReplicasShareOneBudget(t *testing.T) {
 		t.Errorf("a's %d slots came back after %s, before its lease ran out", held, d)
 	}
 	releaseAll(got)
+}
+
+// TestSurgeSeenByEveryReplica: interactive requests all arrive on one replica while
+// another holds the batch. When they suddenly come much faster, the other replica
+// notices the surge from the arrivals the first one publishes, and cuts its own batch to
+// the floor at once, although no interactive request went through it (without peers it
+// would never know: its routing sees the requests in flight, not their rate, and they
+// are too few to fill the backend).
+func TestSurgeSeenByEveryReplica(t *testing.T) {
+	r := statetest.StartRedis(t)
+	cfg := Config{ReactInterval: 20 * time.Millisecond, AdmitGap: -1, Evict: true, SurgeHorizon: 500 * time.Millisecond}
+	a := newReplicaWith(t, r.URL, "a", 16, cfg)
+	b := newReplicaWith(t, r.URL, "b", 16, cfg)
+	waitFor(t, 5*time.Second, "b to know the backend", func() bool { _, ok := b.ctl.Target(backendURL); return ok })
+	var slots []*Slot
+	for range 14 {
+		sl, ok := b.ctl.TryAcquireSlot(t.Context(), backendURL)
+		if !ok {
+			break
+		}
+		slots = append(slots, sl)
+	}
+	t.Cleanup(func() {
+		for _, sl := range slots {
+			sl.Release()
+		}
+	})
+	if len(slots) != 14 {
+		t.Fatalf("b got %d batch slots, want 14 (16 − reserve 2)", len(slots))
+	}
+	pick := func() {
+		p, err := a.router.Pick(t.Context(), &routing.Request{Model: "m", Class: routing.ClassInteractive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.ctl.InteractivePicked(backendURL)
+		p.Done(routing.Outcome{Status: 200})
+	}
+	pick() // a learns the backend (its first tick may not have run)
+	// The baseline: 20/s on a for longer than the horizon, paced by the clock.
+	for until := time.Now().Add(700 * time.Millisecond); time.Now().Before(until); {
+		pick()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := countEvicted(slots); n != 0 {
+		t.Fatalf("%d batch slots evicted at a steady rate", n)
+	}
+	for range 12 { // 12 arrivals at once
+		pick()
+	}
+	waitFor(t, 5*time.Second, "b to evict its batch beyond the floor", func() bool { return countEvicted(slots) == 13 })
+	if n := testutil.ToFloat64(b.ctl.m.surges); n != 1 {
+		t.Errorf("b counted %v surges, want 1", n)
+	}
+	if tg, _ := b.ctl.Target(backendURL); tg != 1 {
+		t.Errorf("b's target %d during the surge, want the floor, 1", tg)
+	}
 }

@@ -71,13 +71,17 @@ func (s *surge) baseline(now time.Time) float64 {
 
 // arrive records one interactive arrival at now and reports whether a surge started
 // with it.
-func (s *surge) arrive(now time.Time) (started bool) {
+func (s *surge) arrive(now time.Time) (started bool) { return s.arriveN(now, 1) }
+
+// arriveN records n interactive arrivals at now (another replica's, reported together)
+// and reports whether a surge started with them.
+func (s *surge) arriveN(now time.Time, n int) (started bool) {
 	s.advance(now)
 	if s.first.IsZero() {
 		s.first = now
 	}
-	s.score = min(s.score+math.Log(surgeFactor), 2*surgeThreshold)
-	s.rate += 1 / s.horizon.Seconds() // after the test: an arrival is not its own baseline
+	s.score = min(s.score+float64(n)*math.Log(surgeFactor), 2*surgeThreshold)
+	s.rate += float64(n) / s.horizon.Seconds() // after the test: an arrival is not its own baseline
 	was := s.on
 	s.settle(now)
 	return s.on && !was

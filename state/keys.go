@@ -19,6 +19,10 @@ import "strconv"
 //	                                     chain in one slot for the lookup script
 //	scrape:lease:<backend>     string   replica id holding the right to scrape, with TTL
 //	scrape:data:<backend>      string   the latest shared scrape payload, with TTL
+//
+// Pub/sub channels (nothing stored):
+//
+//	bus:<topic>                messages between replicas ("<len(id)>:<id><msg>", Bus)
 
 // epochKey holds the data epoch probed by the health loop.
 func epochKey() string { return "epoch" }
@@ -51,3 +55,6 @@ func scrapeLeaseKey(backend string) string { return "scrape:lease:" + backend }
 
 // scrapeDataKey holds the latest shared scrape of backend.
 func scrapeDataKey(backend string) string { return "scrape:data:" + backend }
+
+// busChannel is the pub/sub channel of a Bus topic.
+func busChannel(topic string) string { return "bus:" + topic }

@@ -164,7 +164,8 @@ func (s *stack) startBackpressure(ctx context.Context, app *App, cfg *fileConfig
 		MaxConcurrent: cfg.Batch.MaxConcurrentRequests,
 		PollInterval:  cfg.Batch.BackpressurePollInterval,
 		Evict:         cfg.Batch.BackpressureEvict,
-	}, s.router, budget, app.Log.With(slog.String("component", "backpressure")), s.reg)
+	}, s.router, budget, app.Log.With(slog.String("component", "backpressure")), s.reg,
+		backpressure.WithPeers(s.store.Bus("backpressure")))
 	if err != nil {
 		return fmt.Errorf("building the backpressure controller: %w", err)
 	}

@@ -96,7 +96,7 @@ func newReplica(ctx context.Context, sims []*sim.Server, p plan, prio bool, mode
 	if mode == "evict" { // ours, with eviction of running batch requests
 		bc.Mode, bc.Evict = backpressure.ModeAdaptive, true
 	}
-	if s.ctl, err = backpressure.New(bc, s.router, s.budget, log, nil); err != nil {
+	if s.ctl, err = backpressure.New(bc, s.router, s.budget, log, nil, backpressure.WithPeers(s.store.Bus("backpressure"))); err != nil {
 		return s, err
 	}
 	if err := s.ctl.Start(ctx); err != nil {
