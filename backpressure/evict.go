@@ -11,7 +11,9 @@ import (
 )
 
 // InteractivePicked implements proxy.InteractiveObserver. It counts the arrival for surge
-// detection (Config.SurgeHorizon); when it starts a surge, every backend of the group
+// detection (Config.SurgeHorizon), and with WithPeers queues it for the other replicas'
+// detectors (a non-blocking send; the publishing goroutine owned by Start talks to
+// Redis); when it starts a surge, every backend of the group
 // gets its target cut to the floor and, with Config.Evict, its batch requests beyond it
 // evicted at once. Otherwise, with Evict, an interactive request just routed to backend
 // makes this replica evict at once the batch requests it needs room from (see
