@@ -57,6 +57,9 @@ func (a admitted) done(o routing.Outcome) {
 	a.release()
 }
 
+// firstByte tells routing that the attempt's prompt has been prefilled.
+func (a admitted) firstByte() { a.Prefilled() }
+
 func noRelease() {}
 
 // gated reports whether x's attempts need a batch slot.

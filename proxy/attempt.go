@@ -42,6 +42,7 @@ type attempt struct {
 	err       error // why no response was accepted (ErrorHandler)
 	sse       bool
 	firstByte time.Duration // since start; 0 until a body byte (or empty body end) was seen
+	onFirst   func()        // nil, or called once with the first byte (prefill spreading)
 	readErr   error         // what ended the response body early
 	cut       bool          // readErr was the backend's fault, not the client's
 	aborted   bool          // the ReverseProxy aborted the response (http.ErrAbortHandler)

@@ -125,6 +125,9 @@ func (b *bodyWatch) fill() {
 func (b *bodyWatch) saw(n int, err error) {
 	if b.a.firstByte == 0 && (n > 0 || err != nil) {
 		b.a.firstByte = max(time.Since(b.a.start), time.Nanosecond)
+		if b.a.onFirst != nil {
+			b.a.onFirst()
+		}
 	}
 }
 

@@ -71,8 +71,9 @@ func (h *Handler) forward(w http.ResponseWriter, x *exchange) *result {
 			res.err = lastErr
 			return res
 		}
-		a := &attempt{x: x, reqCtx: ctx, backend: pick.Backend, target: pick.Backend.URL(), start: time.Now()}
+		a := &attempt{x: x, reqCtx: ctx, backend: pick.Backend, target: pick.Backend.URL(), start: time.Now(), onFirst: pick.firstByte}
 		actx, stopEvict := evictable(ctx, pick.evicted)
+		pick.Sent(x.info.Stream)
 		h.run(actx, w, a, h.outboundBody(x, pick.Pick))
 		stopEvict()
 		res.backend = pick.Backend.ID()

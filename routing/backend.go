@@ -50,6 +50,11 @@ type Backend struct {
 	restoredAt  time.Time
 	lastBackoff time.Duration
 
+	// Prompts this replica sent here that are being prefilled (prefill.go): streamed
+	// requests awaiting their first byte, and when the others' estimated prefills end.
+	prefills         int64
+	batchPrefillDone time.Time
+
 	// This replica's in-flight requests.
 	inFlight       [len(classes)]int64
 	inFlightTokens int64

@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -66,6 +67,19 @@ type Config struct {
 	// StaleAfter consecutive missed scrapes make a backend's metrics stale: its load then
 	// comes from in-flight counts alone. Default 3.
 	StaleAfter int
+	// PrefillSpread is how much more loaded (in load score) a backend with fewer prompts
+	// being prefilled may be and still be preferred by the load-based choices (least_load,
+	// cache_aware's cold placement and saturation release; a cache_aware affinity pick
+	// keeps its backend), so prompts that arrive together are prefilled on different
+	// backends instead of in one long engine step (see prefill.go). Default 0.25; negative
+	// turns spreading off.
+	PrefillSpread float64
+	// BatchYields says batch requests give their slots up to interactive ones
+	// (backpressure eviction; cmd sets it from batch.backpressure_evict): an interactive
+	// pick then leaves the batch requests in flight out of a backend's load, so a backend
+	// full of batch work still draws interactive traffic instead of sending it all to the
+	// others. Default false.
+	BatchYields bool
 }
 
 // BackendConfig describes one vLLM server.
@@ -127,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleAfter < 0 {
 		add("stale_after must not be negative (got %d)", c.StaleAfter)
+	}
+	if math.IsNaN(c.PrefillSpread) || math.IsInf(c.PrefillSpread, 0) {
+		add("prefill_spread must be a finite number (got %v)", c.PrefillSpread)
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(probs, "; "))
@@ -214,6 +231,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StaleAfter == 0 {
 		c.StaleAfter = DefaultStaleAfter
+	}
+	if c.PrefillSpread == 0 {
+		c.PrefillSpread = DefaultPrefillSpread
 	}
 	c.CacheAware = c.CacheAware.withDefaults()
 	c.CHWBL = c.CHWBL.withDefaults()

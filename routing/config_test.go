@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		EjectBackoffCap:  time.Second,
 		MaxFails:         -1,
 		StaleAfter:       -2,
+		PrefillSpread:    math.NaN(),
 		CacheAware: CacheAwareConfig{BlockChars: -1, MaxBlocks: -1, PrefillTokensPerSecond: -1, QueueBudget: -1,
 			SaturationLoad: -1, LoadFactor: 0.5, LocalIndexBlocks: -1, PrefixTTL: -1, RecordAhead: -2, FirstRecordBlocks: -3},
 		CHWBL: CHWBLConfig{KeyChars: -1, LoadFactor: 0.9},
@@ -39,6 +41,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		"backends[4]: url",
 		`policy "fastest" is unknown`,
 		"scrape_interval must not be negative",
+		"prefill_spread must be a finite number",
 		"eject_backoff_cap (1s) must not be below eject_backoff_base (1m0s)",
 		"cache_aware: block_chars must not be negative",
 		"cache_aware: max_blocks must not be negative",

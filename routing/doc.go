@@ -20,6 +20,20 @@
 // least_load chooses among backends under 0.5 at random, weighted by free capacity
 // (capacity·(1−load)); when none is under 0.5 it takes the lowest load, ties at random.
 //
+// With Config.BatchYields (backpressure evicts batch requests for interactive ones) an
+// interactive pick's load leaves out the batch requests in flight.
+//
+// # Prefill spreading
+//
+// The proxy calls Pick.Sent before each attempt and Pick.Prefilled at a stream's first
+// byte. Until then the prompt counts as being prefilled on the backend (a non-streamed
+// one, as every batch line, for its estimated prefill time at
+// CacheAwareConfig.PrefillTokensPerSecond): Candidate.Prefills. A candidate with more of
+// them than another within Config.PrefillSpread (0.25) of the least load is Crowded, and
+// least_load and cache_aware's cold placement and release pass over it, so prompts that
+// arrive together are prefilled in different engines' steps rather than in one step twice
+// as long (see prefill.go).
+//
 // # Policies
 //
 // Config.Policy names one of PolicyNames: cache_aware (the default), least_load,

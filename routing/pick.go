@@ -24,6 +24,8 @@ type Pick struct {
 	tokens int64
 	shared bool // counted in the LoadShare
 	done   atomic.Bool
+	// prefilling is true from Sent until Prefilled (or Done) for a streamed request.
+	prefilling atomic.Bool
 }
 
 // Pick chooses a backend for req among the healthy backends serving its model that are not
@@ -44,19 +46,23 @@ func (r *Router) Pick(ctx context.Context, req *Request) (*Pick, error) {
 		return nil, &UnknownModelError{Model: model, Available: append([]string(nil), p.ids...)}
 	}
 	cands := make([]Candidate, 0, len(serving))
+	now := r.now()
 	for _, b := range serving {
 		if req.excluded(b.id) {
 			continue
 		}
 		b.mu.Lock()
 		if b.healthy {
-			cands = append(cands, b.candidateLocked(r.sharedInFlight(b), r.cfg.StaleAfter))
+			c := b.candidateLocked(r.sharedInFlight(b), r.cfg.StaleAfter)
+			r.prefillViewLocked(b, &c, normalizeClass(req.Class), now)
+			cands = append(cands, c)
 		}
 		b.mu.Unlock()
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("routing model %q: %w", model, ErrNoBackend)
 	}
+	markCrowded(cands, r.cfg.PrefillSpread)
 	if req.Model != model || (req.LoRA == "" && p.lora[model]) {
 		// Policies hash the routed model and adapter: fill them in on a copy.
 		rc := *req
@@ -110,6 +116,7 @@ func (p *Pick) Done(o Outcome) {
 	if !p.done.CompareAndSwap(false, true) {
 		return
 	}
+	p.Prefilled()
 	r, b, ci := p.r, p.Backend, classIndex(p.class)
 	b.mu.Lock()
 	if b.gen == p.gen && b.sinceScrape > 0 {

@@ -66,6 +66,13 @@ type Candidate struct {
 	// MetricsStale is true when the last StaleAfter scrapes failed; Load then comes from
 	// in-flight counts alone.
 	MetricsStale bool
+	// Prefills counts the prompts this replica sent to the backend that are still being
+	// prefilled: streamed requests awaiting their first byte, plus one while the others
+	// (batch lines) are within their estimated prefill time.
+	Prefills int
+	// Crowded is set when another candidate, at most Config.PrefillSpread more loaded than
+	// the least loaded, has fewer Prefills: load-based choices pass over this one.
+	Crowded bool
 }
 
 // Rand is the randomness the built-in policies use. math/rand/v2's *rand.Rand satisfies it

@@ -28,8 +28,16 @@ func NewLeastLoad(rnd Rand) *LeastLoad {
 // Name implements Policy.
 func (*LeastLoad) Name() string { return PolicyLeastLoad }
 
-// Choose implements Policy.
-func (p *LeastLoad) Choose(_ context.Context, _ *Request, cands []Candidate) (Choice, error) {
+// Choose implements Policy. Candidates marked Crowded (prefill spreading) are passed over
+// while another is not.
+func (p *LeastLoad) Choose(_ context.Context, _ *Request, all []Candidate) (Choice, error) {
+	cands, index := uncrowded(all)
+	i := p.choose(cands)
+	return Choice{Index: original(index, i)}, nil
+}
+
+// choose is Choose over cands, returning the index into cands.
+func (p *LeastLoad) choose(cands []Candidate) int {
 	total := 0.0
 	for _, c := range cands {
 		if c.Load < LeastLoadThreshold {
@@ -45,10 +53,10 @@ func (p *LeastLoad) Choose(_ context.Context, _ *Request, cands []Candidate) (Ch
 			}
 			last = i
 			if x -= freeCapacity(c); x < 0 {
-				return Choice{Index: i}, nil
+				return i
 			}
 		}
-		return Choice{Index: last}, nil // rounding left x at ~0
+		return last // rounding left x at ~0
 	}
 	// Nobody under the threshold (or every one has zero capacity): lowest load wins.
 	best, ties := 0, 0
@@ -64,7 +72,7 @@ func (p *LeastLoad) Choose(_ context.Context, _ *Request, cands []Candidate) (Ch
 			}
 		}
 	}
-	return Choice{Index: best}, nil
+	return best
 }
 
 // loadEpsilon treats loads this close as equal.

@@ -165,7 +165,14 @@ func (p *CacheAware) warm(ctx context.Context, req *Request, cands []Candidate, 
 // request of the least loaded. Below half load the key decides (least_load would choose
 // at random there anyway), so replicas agree and later requests of the same prefix follow;
 // under a burst a cold request has no cache to gain and goes where least_load would.
-func coldPlace(key uint64, cands []Candidate, factor float64) int {
+//
+// Candidates marked Crowded (prefill spreading) are passed over while another is not.
+func coldPlace(key uint64, all []Candidate, factor float64) int {
+	cands, index := uncrowded(all)
+	return original(index, coldPlaceAmong(key, cands, factor))
+}
+
+func coldPlaceAmong(key uint64, cands []Candidate, factor float64) int {
 	least := math.Inf(1)
 	for _, c := range cands {
 		least = min(least, c.Load)

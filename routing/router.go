@@ -29,6 +29,8 @@ type Router struct {
 	removed func(id string) // WithBackendRemoved, or nil
 	now     func() time.Time
 	client  *http.Client
+	// prefillRate is the assumed prefill throughput of a backend, tokens/s.
+	prefillRate float64
 
 	mu   sync.Mutex           // serializes Update and pool rebuilds
 	pool atomic.Pointer[pool] // immutable snapshot read by Pick
@@ -93,6 +95,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 	}
 	r := &Router{
 		cfg: cfg, log: log, metrics: m, share: o.share, scrapes: o.scrapes, policy: o.policy, removed: o.removed, now: o.now,
+		prefillRate: cfg.CacheAware.PrefillTokensPerSecond,
 		client: &http.Client{
 			Transport: &http.Transport{
 				DialContext:         (&net.Dialer{Timeout: cfg.ProbeTimeout, KeepAlive: 30 * time.Second}).DialContext,

@@ -68,6 +68,10 @@ type routingConfig struct {
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
 	// StreamHeaderTimeout is the same for streaming requests (0: proxy default 15s).
 	StreamHeaderTimeout time.Duration `yaml:"stream_header_timeout"`
+	// PrefillSpread is how much more loaded a backend with fewer prompts being prefilled
+	// may be and still be preferred (routing.Config.PrefillSpread). 0 = routing's default
+	// 0.25; negative turns spreading off.
+	PrefillSpread float64 `yaml:"prefill_spread"`
 	// CacheAware tunes the cache_aware policy; zero values take routing's defaults.
 	CacheAware cacheAwareConfig `yaml:"cache_aware"`
 	// CHWBL tunes the chwbl policy; zero values take routing's defaults.

@@ -251,7 +251,7 @@ func TestDocsMatch(t *testing.T) {
 func configKeys() []string {
 	return []string{"listen", "redis", "backends", "backends[0].url", "backends[0].capacity", "backends[0].models", "backends[0].priority_scheduling",
 		"routing", "routing.policy", "routing.health_check_interval", "routing.scrape_interval", "routing.request_timeout", "routing.max_retries",
-		"routing.max_fails", "routing.models_refresh_interval", "routing.max_body_bytes",
+		"routing.max_fails", "routing.models_refresh_interval", "routing.max_body_bytes", "routing.prefill_spread",
 		"batch", "batch.max_concurrent_requests", "batch.backpressure_enabled", "batch.backpressure_poll_interval",
 		"batch.chat_completion_priority", "batch.batch_priority", "batch.files_dir", "batch.workers"}
 }

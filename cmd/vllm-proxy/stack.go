@@ -269,8 +269,12 @@ func toRoutingConfig(cfg *fileConfig) routing.Config {
 		HealthCheckInterval:   cfg.Routing.HealthCheckInterval,
 		ModelsRefreshInterval: cfg.Routing.ModelsRefreshInterval,
 		MaxFails:              cfg.Routing.MaxFails,
-		CacheAware:            toCacheAware(cfg.Routing.CacheAware),
-		CHWBL:                 toCHWBL(cfg.Routing.CHWBL),
+		PrefillSpread:         cfg.Routing.PrefillSpread,
+		// Evicted batch requests make room for interactive ones, so interactive picks
+		// need not count them as load.
+		BatchYields: cfg.Batch.BackpressureEnabled && cfg.Batch.BackpressureEvict,
+		CacheAware:  toCacheAware(cfg.Routing.CacheAware),
+		CHWBL:       toCHWBL(cfg.Routing.CHWBL),
 	}
 	for _, b := range cfg.Backends {
 		rc.Backends = append(rc.Backends, routing.BackendConfig{

@@ -82,7 +82,8 @@ func newReplica(ctx context.Context, sims []*sim.Server, p plan, prio bool, mode
 	// Intervals follow the simulated clock, so that they relate to request durations as
 	// they would in front of a real vLLM.
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / p.ts) }
-	rc := routing.Config{ScrapeInterval: scale(500 * time.Millisecond)}
+	// As cmd: evicted batch requests make room, so interactive picks need not count them.
+	rc := routing.Config{ScrapeInterval: scale(500 * time.Millisecond), BatchYields: mode == "evict"}
 	for _, sm := range sims {
 		rc.Backends = append(rc.Backends, routing.BackendConfig{URL: sm.URL(), Capacity: p.seqs, Models: []string{"m"}, PriorityScheduling: &prio})
 	}
