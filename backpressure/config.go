@@ -28,6 +28,7 @@ const (
 	DefaultFloor              = 1
 	DefaultAdmitGap           = 100 * time.Millisecond
 	DefaultSurgeHorizon       = 10 * time.Second
+	DefaultPrefillHold        = 500 * time.Millisecond
 )
 
 // ErrInvalidConfig is wrapped by the error [Config.Validate] returns.
@@ -102,6 +103,15 @@ type Config struct {
 	// stops. A rise that lasts becomes the new baseline within about a horizon. Default
 	// 10s; negative means no surge detection.
 	SurgeHorizon time.Duration
+	// PrefillHold is the longest one streamed interactive request, routed to a backend by
+	// this replica, holds batch admissions there back while it waits for its first byte
+	// (ModeAdaptive). A batch request sent meanwhile would be prefilled in the same engine
+	// step as the interactive prompt, or in the step it waits for: its time to first token
+	// grows by a batch prefill, and every sequence running there gets one gap of two
+	// prefills. A refused line tries another backend or waits, and is woken when the last
+	// pending prefill there ends. Default 500ms (a prefill longer than that no longer
+	// holds); negative means no hold.
+	PrefillHold time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -134,6 +144,12 @@ func (c Config) withDefaults() Config {
 		c.SurgeHorizon = DefaultSurgeHorizon
 	case c.SurgeHorizon < 0:
 		c.SurgeHorizon = 0
+	}
+	switch {
+	case c.PrefillHold == 0:
+		c.PrefillHold = DefaultPrefillHold
+	case c.PrefillHold < 0:
+		c.PrefillHold = 0
 	}
 	switch {
 	case c.AdmitGap == 0:

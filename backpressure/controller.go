@@ -77,11 +77,12 @@ type backendState struct {
 	polledAt  time.Time // ModePoll: when it was read
 	published time.Time // when the target was last published to the budget
 	view      state.BudgetView
-	slots     map[*Slot]struct{} // this replica's slots on the backend (for eviction)
-	peak      peak               // recent peak of interactive in flight
-	admitted  time.Time          // this replica's last batch admission (Config.AdmitGap)
-	held      float64            // seconds a batch request held its slot, weighted mean (0: none seen)
-	group     string             // groupOf its models: the surge detector it shares
+	slots     map[*Slot]struct{}      // this replica's slots on the backend (for eviction)
+	peak      peak                    // recent peak of interactive in flight
+	admitted  time.Time               // this replica's last batch admission (Config.AdmitGap)
+	held      float64                 // seconds a batch request held its slot, weighted mean (0: none seen)
+	group     string                  // groupOf its models: the surge detector it shares
+	prefills  map[*time.Time]struct{} // interactive prefills pending here (Config.PrefillHold), by start
 }
 
 // groupOf names the group of backends that serve exactly models: an interactive surge on
@@ -178,18 +179,20 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 	return c.newSlot(ctx, backend, lease), true
 }
 
-// takeAdmission enforces Config.AdmitGap: it refuses while the last batch admission on
-// backend is less than the gap ago (not counted in _refused_slots_total, which counts
-// refusals at the target); otherwise it records now as the last admission and returns the
+// takeAdmission enforces Config.AdmitGap and Config.PrefillHold: it refuses while the
+// last batch admission on backend is less than the gap ago or an interactive prefill there
+// is pending (not counted in _refused_slots_total, which counts refusals at the target);
+// otherwise it records now as the last admission and returns the
 // one before, for TryAcquireSlot to restore when the budget refuses.
 func (c *Controller) takeAdmission(backend string, target int, now time.Time) (prev time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.backends[backend]
-	if st == nil || c.cfg.Mode != ModeAdaptive || c.cfg.AdmitGap <= 0 {
+	if st == nil || c.cfg.Mode != ModeAdaptive {
 		return time.Time{}, true
 	}
-	if now.Sub(st.admitted) < st.gap(c.cfg.AdmitGap, target) {
+	if st.prefillPending(now, c.cfg.PrefillHold) ||
+		(c.cfg.AdmitGap > 0 && now.Sub(st.admitted) < st.gap(c.cfg.AdmitGap, target)) {
 		c.refused = true // the next tick wakes the lines waiting for room
 		return time.Time{}, false
 	}

@@ -39,6 +39,12 @@
 // requests have finished there, the gap is at most their mean duration over the batch
 // target, so it never keeps batch below its target.
 //
+// While a streamed interactive request this replica routed to a backend waits for its
+// first byte, no batch request is admitted there (PrefillHold, at most 500 ms per
+// request): its prompt would be prefilled in the same engine step or in the one the
+// interactive request waits for. InteractivePicked returns the function the proxy calls
+// at the first byte; it wakes the lines refused meanwhile.
+//
 // An interactive burst fills a backend faster than lazy eviction empties it: it frees a
 // batch slot only when an interactive request needs that slot. So the controller also
 // watches the interactive arrivals on each group of backends serving the same models

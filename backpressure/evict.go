@@ -20,14 +20,16 @@ import (
 // evictExcess), instead of at the next ReactInterval tick, so it waits for a backend slot
 // no longer than an aborted request takes to free one. Without a surge, while this
 // replica holds no batch slot on backend, it does nothing more than a map lookup and the
-// arrival's count.
-func (c *Controller) InteractivePicked(backend string) {
+// arrival's count. Until prefilled is called (or Config.PrefillHold passed) no batch
+// request is admitted on backend by this replica.
+func (c *Controller) InteractivePicked(backend string) (prefilled func()) {
 	if c.cfg.Mode != ModeAdaptive {
-		return
+		return func() {}
 	}
 	now := time.Now()
 	c.mu.Lock()
 	st := c.backends[backend]
+	prefilled = c.holdForPrefill(st, now)
 	started := st != nil && c.arrive(st.group, 1, now)
 	if c.cfg.SurgeHorizon > 0 {
 		c.notePick(backend)
@@ -36,17 +38,18 @@ func (c *Controller) InteractivePicked(backend string) {
 	c.mu.Unlock()
 	if started {
 		c.surgeStarted(context.Background(), st.group)
-		return
+		return prefilled
 	}
 	if !c.cfg.Evict || !holds {
-		return
+		return prefilled
 	}
 	s, ok := c.statsOf(backend)
 	if !ok {
-		return
+		return prefilled
 	}
 	c.target(backend, s, now)
 	c.evictExcess(context.Background(), s)
+	return prefilled
 }
 
 // arrive counts n interactive arrivals on group at now for surge detection (nothing when

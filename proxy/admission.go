@@ -26,8 +26,11 @@ type BatchAdmission interface {
 // InteractivePicked right after routing chose backend for an interactive attempt (counted
 // in flight already), so batch requests can make room at once instead of at the
 // admission's next tick (backpressure.Controller evicts them then). It must not block.
+// The handler calls the returned prefilled (at least once; it must be idempotent and must
+// not block) when the attempt's prompt has been prefilled: at the first response byte of a
+// streamed request, at once for any other, and at the end of an attempt in any case.
 type InteractiveObserver interface {
-	InteractivePicked(backend string)
+	InteractivePicked(backend string) (prefilled func())
 }
 
 // Option configures a Handler at construction.
@@ -47,18 +50,27 @@ func WithBatchAdmission(a BatchAdmission) Option {
 // admitted is a Pick with the batch slot it holds (release is a no-op without one).
 type admitted struct {
 	*routing.Pick
-	release func()
-	evicted <-chan struct{} // nil: never
+	release   func()
+	evicted   <-chan struct{} // nil: never
+	prefilled func()          // nil, or the InteractiveObserver's: at the first byte or the end
 }
 
 // done ends the attempt in routing and gives the slot back.
 func (a admitted) done(o routing.Outcome) {
 	a.Done(o)
 	a.release()
+	if a.prefilled != nil {
+		a.prefilled()
+	}
 }
 
-// firstByte tells routing that the attempt's prompt has been prefilled.
-func (a admitted) firstByte() { a.Prefilled() }
+// firstByte tells routing and the observer that the attempt's prompt has been prefilled.
+func (a admitted) firstByte() {
+	a.Prefilled()
+	if a.prefilled != nil {
+		a.prefilled()
+	}
+}
 
 func noRelease() {}
 
@@ -90,10 +102,15 @@ func (h *Handler) pick(ctx context.Context, x *exchange, req *routing.Request, f
 	}
 	if !h.gated(x) {
 		p, err := h.router.Pick(ctx, req)
+		a := admitted{Pick: p, release: noRelease}
 		if err == nil && h.observer != nil && x.class == routing.ClassInteractive {
-			h.observer.InteractivePicked(p.Backend.ID())
+			a.prefilled = h.observer.InteractivePicked(p.Backend.ID())
+			if !x.info.Stream { // its first byte is its last: no telling when its prefill ends
+				a.prefilled()
+				a.prefilled = nil
+			}
 		}
-		return admitted{Pick: p, release: noRelease}, err
+		return a, err
 	}
 	return h.admit(ctx, req)
 }
