@@ -13,9 +13,10 @@
 //
 //	go run ./scripts/benchbp -out /tmp/benchbp
 //
-// Runs per scheduling mode and load: A (interactive alone), then per controller B (A plus
-// the batch) and C (B plus a 3× interactive burst). It prints markdown tables and writes
-// raw CSVs and a PNG of interactive TTFT over time with batch in flight overlaid.
+// Runs per scheduling mode and load: A (interactive alone), A+burst (A with C's burst, when
+// C is run), then per controller B (A plus the batch) and C (B plus a 3× interactive
+// burst). It prints markdown tables and writes raw CSVs and a PNG of interactive TTFT over
+// time with batch in flight overlaid.
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +104,17 @@ func run() error {
 				a.sched, a.controller, a.run, a.load = sched, "-", "A", load
 				all = append(all, a)
 				progress(a)
+				if slices.Contains(split(*runs), "C") {
+					// Interactive alone with C's burst: what the burst costs without any
+					// batch, against which C's burst TTFT is compared.
+					ab, err := runOnce(ctx, p, sims, prio, "off", rate, false, true, seed)
+					if err != nil {
+						return err
+					}
+					ab.sched, ab.controller, ab.run, ab.load = sched, "-", runABurst, load
+					all = append(all, ab)
+					progress(ab)
+				}
 				for _, c := range split(*ctls) {
 					for _, r := range split(*runs) {
 						res, err := runOnce(ctx, p, sims, prio, c, rate, true, r == "C", seed)

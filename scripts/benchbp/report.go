@@ -65,9 +65,17 @@ func f2(x float64) string {
 // field divided by field of run A with the same seed (the same arrivals), so the noise
 // between repetitions does not enter the ratio twice.
 func pairedRatio(all []*result, sched string, load float64, run, ctl string, field func(*result) float64) float64 {
+	return pairedRatioTo(all, "A", sched, load, run, ctl, field)
+}
+
+// runABurst names the run of interactive traffic alone with C's burst.
+const runABurst = "A+burst"
+
+// pairedRatioTo is pairedRatio against the repetitions of run base instead of A.
+func pairedRatioTo(all []*result, base, sched string, load float64, run, ctl string, field func(*result) float64) float64 {
 	a := map[uint64]*result{}
 	for _, r := range all {
-		if r.sched == sched && r.load == load && r.run == "A" {
+		if r.sched == sched && r.load == load && r.run == base {
 			a[r.seed] = r
 		}
 	}
@@ -88,8 +96,8 @@ func printTables(w io.Writer, all []*result, sched string, load, capRate float64
 		return pairedRatio(all, sched, load, run, ctl, f)
 	}
 	fmt.Fprintf(w, "\n#### %s, interactive at %.0f%% of capacity (%.1f req/s)\n\n", sched, 100*load, load*capRate)
-	fmt.Fprintln(w, "| run | controller | TTFT p50 ms | TTFT p99 ms | ITL p99 ms | E2E p99 ms | TTFT p99 ÷ A | ITL p99 ÷ A | batch lines/s | ÷ free capacity | C: target at floor after ms | C: batch at floor after ms | C: burst TTFT p99 ÷ steady | 400s |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| run | controller | TTFT p50 ms | TTFT p99 ms | ITL p99 ms | E2E p99 ms | TTFT p99 ÷ A | ITL p99 ÷ A | batch lines/s | ÷ free capacity | C: target at floor after ms | C: batch at floor after ms | C: burst TTFT p99 ÷ steady | C: burst TTFT p99 ÷ A+burst | 400s |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	row := func(run, ctl string) {
 		if !slices.ContainsFunc(all, func(r *result) bool {
 			return r.sched == sched && r.load == load && r.run == run && r.controller == ctl
@@ -99,22 +107,26 @@ func printTables(w io.Writer, all []*result, sched string, load, capRate float64
 		ttft := get(run, ctl, func(r *result) float64 { return r.ttftP99 })
 		itl := get(run, ctl, func(r *result) float64 { return r.itlP99 })
 		bps := get(run, ctl, func(r *result) float64 { return r.batchPerS })
-		react, tgt, burst := math.NaN(), math.NaN(), math.NaN()
+		react, tgt, burst, vsAlone := math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		if run == "C" || run == runABurst {
+			burst = get(run, ctl, func(r *result) float64 { return r.burstTTFTP99 / r.ttftP99 })
+		}
 		if run == "C" {
 			react = get(run, ctl, func(r *result) float64 { return r.reactMS })
 			if ctl != "off" { // no controller, no target
 				tgt = get(run, ctl, func(r *result) float64 { return r.targetMS })
 			}
-			burst = get(run, ctl, func(r *result) float64 { return r.burstTTFTP99 / r.ttftP99 })
+			vsAlone = pairedRatioTo(all, runABurst, sched, load, run, ctl, func(r *result) float64 { return r.burstTTFTP99 })
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run, ctl,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run, ctl,
 			f0(get(run, ctl, func(r *result) float64 { return r.ttftP50 })), f0(ttft), f0(itl),
 			f0(get(run, ctl, func(r *result) float64 { return r.e2eP99 })),
 			f2(ratio(run, ctl, func(r *result) float64 { return r.ttftP99 })),
-			f2(ratio(run, ctl, func(r *result) float64 { return r.itlP99 })), f2(bps), f2(bps/free), f0(tgt), f0(react), f2(burst),
+			f2(ratio(run, ctl, func(r *result) float64 { return r.itlP99 })), f2(bps), f2(bps/free), f0(tgt), f0(react), f2(burst), f2(vsAlone),
 			f0(get(run, ctl, func(r *result) float64 { return float64(r.bad400) })))
 	}
 	row("A", "-")
+	row(runABurst, "-")
 	seen := map[string]bool{}
 	for _, r := range all {
 		if r.sched == sched && r.load == load && r.controller != "-" && !seen[r.controller] {
