@@ -182,8 +182,8 @@ func (c *Controller) TryAcquireSlot(ctx context.Context, backend string) (*Slot,
 // takeAdmission enforces Config.AdmitGap and Config.PrefillHold: it refuses while the
 // last batch admission on backend is less than the gap ago or an interactive prefill there
 // is pending (not counted in _refused_slots_total, which counts refusals at the target);
-// otherwise it records now as the last admission and returns the
-// one before, for TryAcquireSlot to restore when the budget refuses.
+// otherwise it records now as the last admission and returns the one before, for
+// TryAcquireSlot to restore when the budget refuses.
 func (c *Controller) takeAdmission(backend string, target int, now time.Time) (prev time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -53,8 +53,9 @@ func (r *Router) Pick(ctx context.Context, req *Request) (*Pick, error) {
 		}
 		b.mu.Lock()
 		if b.healthy {
-			c := b.candidateLocked(r.sharedInFlight(b), r.cfg.StaleAfter)
-			r.prefillViewLocked(b, &c, normalizeClass(req.Class), now)
+			counts := r.inFlightByClassLocked(b) // read once: the share may take a lock
+			c := b.candidateLocked(sum(counts), r.cfg.StaleAfter)
+			r.prefillViewLocked(b, &c, normalizeClass(req.Class), counts[classIndex(ClassBatch)], now)
 			cands = append(cands, c)
 		}
 		b.mu.Unlock()
@@ -136,9 +137,12 @@ func (p *Pick) Done(o Outcome) {
 }
 
 // sharedInFlight is the backend's in-flight count over all replicas and classes.
-func (r *Router) sharedInFlight(b *Backend) int64 {
+func (r *Router) sharedInFlight(b *Backend) int64 { return sum(r.inFlightByClassLocked(b)) }
+
+// sum adds up per-class counts.
+func sum(counts [len(classes)]int64) int64 {
 	var n int64
-	for _, v := range r.inFlightByClassLocked(b) {
+	for _, v := range counts {
 		n += v
 	}
 	return n

@@ -15,8 +15,8 @@ import "time"
 // Pick.Prefilled): exact, as NVIDIA Dynamo's router clears a request's prefill blocks at
 // its first token. Any other request (every batch line) answers at its end, so its prefill
 // is estimated from its uncached prompt tokens at CacheAwareConfig.PrefillTokensPerSecond,
-// one after another on the backend. Counts are per replica: they change within milliseconds, faster than
-// the shared in-flight counts travel.
+// one after another on the backend. Counts are per replica: they change within
+// milliseconds, faster than the shared in-flight counts travel.
 
 // DefaultPrefillSpread is Config.PrefillSpread's default: a quarter of a backend's capacity.
 const DefaultPrefillSpread = 0.25
@@ -64,15 +64,14 @@ func (p *Pick) Prefilled() {
 }
 
 // prefillViewLocked fills c's prefill fields and, for an interactive pick when batch
-// yields (Config.BatchYields), takes the batch requests in flight out of c's load. b.mu
-// must be held.
-func (r *Router) prefillViewLocked(b *Backend, c *Candidate, class Class, now time.Time) {
+// yields (Config.BatchYields), takes the batch requests in flight (batch, over all
+// replicas) out of c's load. b.mu must be held.
+func (r *Router) prefillViewLocked(b *Backend, c *Candidate, class Class, batch int64, now time.Time) {
 	c.Prefills = int(b.prefills)
 	if b.batchPrefillDone.After(now) {
 		c.Prefills++
 	}
 	if class == ClassInteractive && r.cfg.BatchYields {
-		batch := r.inFlightByClassLocked(b)[classIndex(ClassBatch)]
 		c.Load = max(0, c.Load-float64(batch)/float64(max(b.cfg.Capacity, 1)))
 	}
 }

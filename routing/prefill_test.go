@@ -114,7 +114,7 @@ func prefillsOf(b *Backend, now time.Time) int {
 	r := &Router{}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r.prefillViewLocked(b, &c, ClassBatch, now)
+	r.prefillViewLocked(b, &c, ClassBatch, 0, now)
 	return c.Prefills
 }
 
